@@ -1,0 +1,227 @@
+{{/* Chart name, truncated to a DNS label. */}}
+{{- define "streamer.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Release-qualified name used as the prefix of every object. */}}
+{{- define "streamer.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "streamer.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Labels on every object. */}}
+{{- define "streamer.labels" -}}
+helm.sh/chart: {{ include "streamer.chart" . }}
+{{ include "streamer.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: streamer
+{{- end -}}
+
+{{- define "streamer.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "streamer.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "streamer.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "streamer.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+A valid Kubernetes label value from any string: at most 63 characters of [A-Za-z0-9._-],
+starting and ending with an alphanumeric character (or empty).
+*/}}
+{{- define "streamer.labelValue" -}}
+{{- regexReplaceAll "-{2,}" (regexReplaceAll "[^A-Za-z0-9._-]+" (toString .) "-") "-" | trunc 63 | trimAll "-._" -}}
+{{- end -}}
+
+{{/* A DNS-1123 label fragment from a stream name. */}}
+{{- define "streamer.slug" -}}
+{{- regexReplaceAll "-{2,}" (regexReplaceAll "[^a-z0-9-]+" (lower (toString .)) "-") "-" | trimAll "-" -}}
+{{- end -}}
+
+{{/*
+The normalised view of one stream entry, as YAML. Call with (dict "root" $ "stream" $entry).
+Fields: name, resourceName, duration, gracePeriod, ingestRegion, playbackRegion, mode
+("url" or "livepeer"), secretName (the Secret with INJEST_URL/PLAYBACK_URL, or with the
+per-stream LIVEPEER_API_KEY), createSecret, ingestUrl, playbackUrl, apiKeySecretName,
+apiKeySecretKey, streamApiKey.
+*/}}
+{{- define "streamer.stream" -}}
+{{- $root := .root -}}
+{{- $s := .stream -}}
+{{- $name := required "every entry of .Values.streams needs a name" $s.name | toString -}}
+{{- $slug := include "streamer.slug" $name -}}
+{{- if not $slug -}}
+{{- fail (printf "stream name %q has no letters or digits to build object names from" $name) -}}
+{{- end -}}
+{{- $resourceName := printf "%s-%s" (include "streamer.fullname" $root) $slug | trunc 63 | trimSuffix "-" -}}
+{{- $ingestUrl := coalesce $s.injest_url $s.ingest_url "" -}}
+{{- $mode := ternary "livepeer" "url" (and (hasKey $s "livepeer") (not $ingestUrl) (not $s.existingSecret)) -}}
+{{- $lp := default dict $s.livepeer -}}
+{{- $apiKeySecretName := "" -}}
+{{- $apiKeySecretKey := "" -}}
+{{- if eq $mode "livepeer" -}}
+  {{- if $lp.existingSecret -}}
+    {{- $apiKeySecretName = $lp.existingSecret -}}
+    {{- $apiKeySecretKey = default "LIVEPEER_API_KEY" $lp.existingSecretKey -}}
+  {{- else if $lp.apiKey -}}
+    {{- $apiKeySecretName = $resourceName -}}
+    {{- $apiKeySecretKey = "LIVEPEER_API_KEY" -}}
+  {{- else if $root.Values.livepeer.existingSecret -}}
+    {{- $apiKeySecretName = $root.Values.livepeer.existingSecret -}}
+    {{- $apiKeySecretKey = $root.Values.livepeer.existingSecretKey -}}
+  {{- else if $root.Values.livepeer.apiKey -}}
+    {{- $apiKeySecretName = include "streamer.fullname" $root -}}
+    {{- $apiKeySecretKey = "LIVEPEER_API_KEY" -}}
+  {{- else -}}
+    {{- fail (printf "stream %q uses Livepeer API mode but no API key is configured: set livepeer.apiKey or livepeer.existingSecret (globally or on the stream)" $name) -}}
+  {{- end -}}
+{{- end -}}
+{{- $createSecret := or (and (eq $mode "url") (not $s.existingSecret)) (and (eq $mode "livepeer") (not $lp.existingSecret) (not (empty $lp.apiKey))) -}}
+name: {{ $name | quote }}
+slug: {{ $slug | quote }}
+resourceName: {{ $resourceName | quote }}
+duration: {{ default $root.Values.defaults.duration $s.duration | toString | quote }}
+gracePeriod: {{ default $root.Values.defaults.grace_period $s.grace_period | toString | quote }}
+ingestRegion: {{ coalesce $s.injest_region $s.ingest_region "" | toString | quote }}
+playbackRegion: {{ default "" $s.playback_region | toString | quote }}
+mode: {{ $mode }}
+secretName: {{ default $resourceName $s.existingSecret | quote }}
+createSecret: {{ $createSecret }}
+ingestUrl: {{ $ingestUrl | quote }}
+playbackUrl: {{ default "" $s.playback_url | quote }}
+apiKeySecretName: {{ $apiKeySecretName | quote }}
+apiKeySecretKey: {{ $apiKeySecretKey | quote }}
+streamApiKey: {{ default "" $lp.apiKey | quote }}
+{{- end -}}
+
+{{/*
+The monitor's streams file for one stream (STREAMER_CONFIG). Secrets are ${ENV} references,
+expanded by the monitor from the environment that the Secret fills.
+Call with (dict "root" $ "stream" $entry "s" $normalised).
+*/}}
+{{- define "streamer.streamConfig" -}}
+{{- $s := .stream -}}
+{{- $n := .s -}}
+{{- $entry := dict "name" $n.name "duration" $n.duration "grace_period" $n.gracePeriod "injest_region" $n.ingestRegion "playback_region" $n.playbackRegion -}}
+{{- if eq $n.mode "url" -}}
+{{- $_ := set $entry "injest_url" "${INJEST_URL}" -}}
+{{- $_ := set $entry "playback_url" "${PLAYBACK_URL}" -}}
+{{- else -}}
+{{- $_ := set $entry "livepeer" (omit $s.livepeer "apiKey" "existingSecret" "existingSecretKey") -}}
+{{- end -}}
+{{- if hasKey $s "expected_renditions" -}}
+{{- $_ := set $entry "expected_renditions" $s.expected_renditions -}}
+{{- end -}}
+{{- if hasKey $s "checks" -}}
+{{- $_ := set $entry "checks" $s.checks -}}
+{{- end -}}
+{{- toYaml (dict "streams" (list $entry)) -}}
+{{- end -}}
+
+{{/* The test.livepeer.io/* labels of one stream (from its normalised view). */}}
+{{- define "streamer.testLabels" -}}
+test.livepeer.io/name: {{ include "streamer.labelValue" .name | quote }}
+test.livepeer.io/duration: {{ include "streamer.labelValue" .duration | quote }}
+test.livepeer.io/injest_region: {{ include "streamer.labelValue" .ingestRegion | quote }}
+test.livepeer.io/playback_region: {{ include "streamer.labelValue" .playbackRegion | quote }}
+{{- end -}}
+
+{{/* The data of a stream's own Secret (base64), empty when the chart creates none. */}}
+{{- define "streamer.streamSecretData" -}}
+{{- $s := .s -}}
+{{- if $s.createSecret -}}
+{{- if eq $s.mode "url" -}}
+INJEST_URL: {{ $s.ingestUrl | b64enc | quote }}
+PLAYBACK_URL: {{ $s.playbackUrl | b64enc | quote }}
+{{- else -}}
+LIVEPEER_API_KEY: {{ $s.streamApiKey | b64enc | quote }}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The data of the release-wide Secret (base64): API key, signing key, notifier secrets. */}}
+{{- define "streamer.sharedSecretData" -}}
+{{- $lp := .Values.livepeer -}}
+{{- $n := .Values.notifications -}}
+{{- if and $lp.apiKey (not $lp.existingSecret) }}
+LIVEPEER_API_KEY: {{ $lp.apiKey | b64enc | quote }}
+{{- end }}
+{{- if and $lp.signingKey (not $lp.signingKeyExistingSecret) }}
+LIVEPEER_SIGNING_KEY: {{ $lp.signingKey | b64enc | quote }}
+{{- end }}
+{{- if not $n.existingSecret }}
+{{- range $key, $value := dict "DISCORD_WEBHOOK_URL" $n.discordWebhookUrl "SLACK_WEBHOOK_URL" $n.slackWebhookUrl "WEBHOOK_URL" $n.webhookUrl "WEBHOOK_SECRET" $n.webhookSecret "PAGERDUTY_ROUTING_KEY" $n.pagerdutyRoutingKey }}
+{{- if $value }}
+{{ $key }}: {{ $value | b64enc | quote }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* LIVEPEER_SIGNING_KEY(_ID) env entries for API-mode streams. */}}
+{{- define "streamer.signingKeyEnv" -}}
+{{- $lp := .Values.livepeer -}}
+{{- if $lp.signingKeyExistingSecret }}
+- name: LIVEPEER_SIGNING_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ $lp.signingKeyExistingSecret }}
+      key: {{ $lp.signingKeyExistingSecretKey }}
+{{- else if $lp.signingKey }}
+- name: LIVEPEER_SIGNING_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "streamer.fullname" . }}
+      key: LIVEPEER_SIGNING_KEY
+{{- end }}
+{{- with $lp.signingKeyId }}
+- name: LIVEPEER_SIGNING_KEY_ID
+  value: {{ . | quote }}
+{{- end }}
+{{- end -}}
+
+{{/* Notifier env entries: secrets by secretKeyRef, the rest as plain values. */}}
+{{- define "streamer.notificationEnv" -}}
+{{- $n := .Values.notifications -}}
+{{- $fullname := include "streamer.fullname" . -}}
+{{- range $key, $value := dict "DISCORD_WEBHOOK_URL" $n.discordWebhookUrl "SLACK_WEBHOOK_URL" $n.slackWebhookUrl "WEBHOOK_URL" $n.webhookUrl "WEBHOOK_SECRET" $n.webhookSecret "PAGERDUTY_ROUTING_KEY" $n.pagerdutyRoutingKey }}
+{{- if $n.existingSecret }}
+- name: {{ $key }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ $n.existingSecret }}
+      key: {{ $key }}
+      optional: true
+{{- else if $value }}
+- name: {{ $key }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ $fullname }}
+      key: {{ $key }}
+{{- end }}
+{{- end }}
+{{- with $n.dashboardUrl }}
+- name: DASHBOARD_URL
+  value: {{ . | quote }}
+{{- end }}
+- name: ALERT_AFTER_FAILURES
+  value: {{ $n.alertAfterFailures | toString | quote }}
+{{- end -}}

@@ -1,0 +1,138 @@
+"""The typed, immutable events a session emits. Sinks consume them; the core imports no sink."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+Outcome = Literal["success", "failure", "aborted"]
+
+
+@dataclass(frozen=True)
+class StreamLabels:
+    """Who a session belongs to: the stream's name and regions (all safe to show)."""
+
+    stream: str
+    ingest_region: str
+    playback_region: str
+
+
+@dataclass(frozen=True)
+class SessionStarted:
+    labels: StreamLabels
+    session_id: str
+    at: float
+    ingest: str  # masked
+    playback: str  # masked
+    duration_seconds: float
+
+
+@dataclass(frozen=True)
+class PublishConnected:
+    labels: StreamLabels
+    session_id: str
+    at: float  # first packet accepted
+
+
+@dataclass(frozen=True)
+class RenditionDiscovered:
+    labels: StreamLabels
+    session_id: str
+    rendition: str
+    resolution: str | None
+    codecs: str | None
+    bandwidth: int | None
+    at: float
+
+
+@dataclass(frozen=True)
+class FirstSegment:
+    labels: StreamLabels
+    session_id: str
+    rendition: str
+    startup_latency_seconds: float
+    at: float
+
+
+@dataclass(frozen=True)
+class SegmentObserved:
+    labels: StreamLabels
+    session_id: str
+    rendition: str
+    sequence: int
+    listed_at: float
+    downloaded_at: float
+    extinf_seconds: float
+    media_duration_seconds: float | None
+    newest_frame_sent_at: float | None
+    resolution: str | None
+    video_codec: str | None
+    size_bytes: int
+
+    @property
+    def listed_latency_seconds(self) -> float | None:
+        if self.newest_frame_sent_at is None:
+            return None
+        return self.listed_at - self.newest_frame_sent_at
+
+    @property
+    def segment_latency_seconds(self) -> float | None:
+        if self.newest_frame_sent_at is None:
+            return None
+        return self.downloaded_at - self.newest_frame_sent_at
+
+
+@dataclass(frozen=True)
+class CheckFailed:
+    labels: StreamLabels
+    session_id: str
+    kind: str
+    rendition: str | None
+    detail: str
+    at: float
+
+
+@dataclass(frozen=True)
+class SessionEnded:
+    labels: StreamLabels
+    session_id: str
+    outcome: Outcome
+    at: float
+    startup_latency_seconds: float | None
+    failed_kinds: tuple[str, ...] = field(default=())
+
+
+Event = (
+    SessionStarted
+    | PublishConnected
+    | RenditionDiscovered
+    | FirstSegment
+    | SegmentObserved
+    | CheckFailed
+    | SessionEnded
+)
+
+
+_log = logging.getLogger(__name__)
+
+
+class EventSink(Protocol):
+    def handle(self, event: Event) -> None: ...
+
+
+class FanOut:
+    """Delivers every event to each sink; a failing sink never stops the others."""
+
+    def __init__(self, sinks: list[EventSink] | None = None) -> None:
+        self.sinks: list[EventSink] = list(sinks or [])
+
+    def add(self, sink: EventSink) -> None:
+        self.sinks.append(sink)
+
+    def handle(self, event: Event) -> None:
+        for sink in self.sinks:
+            try:
+                sink.handle(event)
+            except Exception:
+                _log.exception("event sink %r failed", sink)

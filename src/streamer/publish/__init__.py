@@ -1,0 +1,1 @@
+"""Publishing the test clip into a platform's RTMP(S) ingest."""
