@@ -64,6 +64,10 @@ def parse_ingest(url: str) -> IngestURL:
     )
 
 
+def _mask_key(key: str) -> str:
+    return (key[:4] + "****") if len(key) > 8 else "****"
+
+
 def mask_ingest(url: str) -> str:
     """rtmp://host/live/abcd-1234-efgh -> rtmp://host/live/abcd****; safe to log."""
     try:
@@ -72,19 +76,26 @@ def mask_ingest(url: str) -> str:
         return "<malformed URL>"
     path = parts.path.rstrip("/")
     head, _, key = path.rpartition("/")
-    masked_key = (key[:4] + "****") if len(key) > 8 else "****"
+    masked_key = _mask_key(key)
     netloc = parts.hostname or ""
     if parts.port:
         netloc += f":{parts.port}"
     return urlunsplit((parts.scheme, netloc, f"{head}/{masked_key}", "", ""))
 
 
-def mask_playback(url: str) -> str:
-    """Drops user info and masks token-like query parameters of a playback URL."""
+def mask_playback(url: str, secrets: tuple[str, ...] = ()) -> str:
+    """Drops user info, masks token-like query parameters and any of `secrets` in the path.
+
+    Some origins (nginx-rtmp among them) name the playlist after the stream key.
+    """
     try:
         parts = urlsplit(url.strip())
     except ValueError:
         return "<malformed URL>"
+    path = parts.path
+    for secret in secrets:
+        if secret:
+            path = path.replace(secret, _mask_key(secret))
     query = [
         (k, "****" if k.lower() in _SECRET_QUERY_KEYS else v)
         for k, v in parse_qsl(parts.query, keep_blank_values=True)
@@ -92,7 +103,7 @@ def mask_playback(url: str) -> str:
     netloc = parts.hostname or ""
     if parts.port:
         netloc += f":{parts.port}"
-    return urlunsplit((parts.scheme, netloc, parts.path, urlencode(query), ""))
+    return urlunsplit((parts.scheme, netloc, path, urlencode(query), ""))
 
 
 def validate_playback(url: str) -> str:

@@ -25,18 +25,19 @@ METRICS: dict[str, tuple[str, frozenset[str]]] = {
     "streamer_last_success_timestamp_seconds": ("gauge", STREAM_LABELS),
     "streamer_build_info": ("gauge", frozenset({"version"})),
     "streamer_api_latency_seconds": ("histogram", STREAM_LABELS | {"operation"}),
-    "streamer_notify_errors_total": ("counter", frozenset({"notifier"}) | STREAM_LABELS),
+    # Monitor-level: one series per configured notifier.
+    "streamer_notify_errors_total": ("counter", frozenset({"notifier"})),
 }
 
 # Prometheus' own series that rules may use.
-PROMETHEUS_SERIES: dict[str, frozenset[str]] = {"up": frozenset()}
+PROMETHEUS_SERIES: dict[str, frozenset[str]] = {"up": TARGET_LABELS}
 
 
 def series_labels() -> dict[str, frozenset[str]]:
     """Every exported series name (histograms expanded) -> the labels it may carry."""
     out: dict[str, frozenset[str]] = {}
-    for name, (kind, labels) in METRICS.items():
-        labels = labels | TARGET_LABELS
+    for name, (kind, own_labels) in METRICS.items():
+        labels = own_labels | TARGET_LABELS
         if kind == "histogram":
             out[f"{name}_bucket"] = labels | {"le"}
             out[f"{name}_sum"] = labels

@@ -1,29 +1,28 @@
-"""Publishes the pre-encoded clip over RTMP in real time, looped, in copy mode.
+"""Publishes the pre-encoded clip into an RTMP(S) ingest in real time, looped, in copy mode.
 
-One thread per publish: PyAV's muxing is blocking. The thread sends each packet at its
-real-time instant, rewrites timestamps so that they keep rising across loops, and records
-the send time of every video frame in the send log.
+One asyncio task per publish: the clip's FLV tags are prepared once, so each send is a
+header and a socket write. Timestamps are rewritten to keep rising across loops; the send
+time of every video frame goes into the send log.
 """
 
 from __future__ import annotations
 
-import contextlib
-import threading
+import asyncio
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 
-import av
-
+from streamer.publish import amf0
 from streamer.publish.errors import PublishError
+from streamer.publish.flv import FlvClip
+from streamer.publish.rtmp import AUDIO, DATA_AMF0, VIDEO, RTMPPublishConnection
 from streamer.publish.sendlog import SendLog
-from streamer.signal.clip import Clip
+from streamer.urls import IngestURL
 
-_TIME_BASE = Fraction(1, 90_000)
-# Timestamps start a little above zero: AAC priming gives the first audio packet a
-# slightly negative PTS, which FLV cannot carry.
-_TIMESTAMP_OFFSET = Fraction(1, 10)
+# Packets due within this window are sent in one wake-up: fewer timer callbacks per stream.
+_BATCH_SECONDS = 0.004
 
 
 @dataclass(frozen=True)
@@ -37,92 +36,100 @@ class FaultInjection:
 class Publisher:
     def __init__(
         self,
-        clip: Clip,
-        target_url: str,
+        flv: FlvClip,
+        frames_per_loop: int,
+        fps: float,
+        ingest: IngestURL,
         *,
+        tls_context: ssl.SSLContext | None = None,
+        connect_timeout: float = 10.0,
+        io_timeout: float = 10.0,
         faults: FaultInjection | None = None,
-        on_first_packet: Callable[[float], None] | None = None,
-        on_done: Callable[[PublishError | None], None] | None = None,
     ) -> None:
-        self._clip = clip
-        self._url = target_url  # a loopback relay URL; never logged (it holds the key)
+        self._flv = flv
+        self._frames_per_loop = frames_per_loop
+        self._ingest = ingest
+        self._tls_context = tls_context
+        self._connect_timeout = connect_timeout
+        self._io_timeout = io_timeout
         self._faults = faults or FaultInjection()
-        self._on_first_packet = on_first_packet
-        self._on_done = on_done
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="publisher", daemon=True)
-        self.send_log = SendLog(clip.spec.frame_count, clip.spec.fps)
-        self.error: PublishError | None = None
-
-    def start(self) -> None:
-        self._thread.start()
+        self._stopping = False
+        self.send_log = SendLog(frames_per_loop, fps)
 
     def stop(self) -> None:
-        self._stop.set()
+        """Asks the running publish to end after its current packet."""
+        self._stopping = True
 
-    def join(self, timeout: float | None = None) -> bool:
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
-
-    def _run(self) -> None:
+    async def run(self, on_connected: Callable[[float], None] | None = None) -> None:
+        """Publishes until stop(); raises PublishError when the ingest fails."""
+        connection = RTMPPublishConnection(
+            self._ingest, tls_context=self._tls_context, io_timeout=self._io_timeout
+        )
+        await connection.connect(self._connect_timeout)
         try:
-            self._publish()
-        except PublishError as exc:
-            self.error = exc
-        except (av.FFmpegError, OSError) as exc:
-            if not self._stop.is_set():  # errors after a stop request are just the teardown
-                self.error = PublishError(f"ingest connection failed: {_describe(exc)}")
-        except Exception as exc:  # never let the thread die silently
-            self.error = PublishError(f"publisher crashed: {exc.__class__.__name__}")
+            await self._stream(connection, on_connected)
         finally:
-            if self._on_done is not None:
-                self._on_done(self.error)
+            await connection.close()
 
-    def _publish(self) -> None:
-        clip = self._clip
-        loop_seconds = clip.loop_seconds
-        with av.open(self._url, "w", format="flv", options={"flush_packets": "1"}) as out:
-            with av.open(str(clip.path)) as source:
-                video = out.add_stream_from_template(source.streams.video[0])
-                audio = out.add_stream_from_template(source.streams.audio[0])
-            audio_shift = Fraction(self._faults.audio_shift_seconds).limit_denominator(90_000)
-            start: float | None = None
-            loop = 0
-            while not self._stop.is_set():
-                base = loop * loop_seconds + _TIMESTAMP_OFFSET
-                for p in clip.packets:
-                    absolute = loop * clip.spec.frame_count + p.frame if p.frame is not None else -1
-                    if p.is_video and absolute in self._faults.skip_frames:
+    async def _stream(self, connection: RTMPPublishConnection,
+                      on_connected: Callable[[float], None] | None) -> None:
+        flv = self._flv
+        connection.send_media(DATA_AMF0, 0, amf0.encode("@setDataFrame", "onMetaData",
+                                                        flv.metadata))
+        connection.send_media(VIDEO, 0, flv.video_sequence_header)
+        connection.send_media(AUDIO, 0, flv.audio_sequence_header)
+        loop_seconds = Fraction(self._frames_per_loop) / Fraction(self.send_log.fps)
+        audio_shift = Fraction(self._faults.audio_shift_seconds).limit_denominator(1000)
+        skip = self._faults.skip_frames
+        start: float | None = None
+        loop = 0
+        while True:
+            base = loop * loop_seconds
+            for tag in flv.tags:
+                if self._stopping:
+                    return
+                absolute = -1
+                if tag.frame is not None:
+                    absolute = loop * self._frames_per_loop + tag.frame
+                    if absolute in skip:
                         continue
-                    shift = Fraction(0) if p.is_video else audio_shift
-                    due = base + p.dts + shift
-                    if start is not None:
-                        delay = start + float(due - _TIMESTAMP_OFFSET) - time.time()
-                        if delay > 0 and self._stop.wait(delay):
+                due = base + tag.dts + (0 if tag.is_video else audio_shift)
+                if start is not None:
+                    delay = start + float(due) - time.time()
+                    if delay > _BATCH_SECONDS:
+                        await connection.drain()
+                        await asyncio.sleep(delay)
+                        if self._stopping:
                             return
-                    packet = av.Packet(p.data)
-                    packet.stream = video if p.is_video else audio
-                    packet.time_base = _TIME_BASE
-                    packet.pts = round((base + p.pts + shift) / _TIME_BASE)
-                    packet.dts = round(due / _TIME_BASE)
-                    packet.duration = round(p.duration / _TIME_BASE)
-                    packet.is_keyframe = p.is_keyframe
-                    out.mux(packet)
+                # A small constant offset keeps shifted audio timestamps non-negative.
+                timestamp_ms = round((due + 1) * 1000)
+                connection.send_media(VIDEO if tag.is_video else AUDIO, timestamp_ms, tag.body)
+                now = time.time()
+                if start is None:
+                    await connection.drain()
                     now = time.time()
-                    if start is None:
-                        start = now
-                        self.send_log.first_packet_at = now
-                        if self._on_first_packet is not None:
-                            self._on_first_packet(now)
-                    if p.is_video:
-                        self.send_log.record(absolute, now)
-                    if self._stop.is_set():
-                        return
-                loop += 1
+                    start = now - float(due)
+                    self.send_log.first_packet_at = now
+                    if on_connected is not None:
+                        on_connected(now)
+                if absolute >= 0:
+                    self.send_log.record(absolute, now)
+            loop += 1
 
 
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, av.FFmpegError):
-        with contextlib.suppress(Exception):
-            return str(exc.strerror or exc.__class__.__name__)
-    return exc.__class__.__name__
+async def publish_until_stopped(publisher: Publisher, stop: asyncio.Event,
+                                on_connected: Callable[[float], None] | None = None) -> None:
+    """Runs `publisher` until `stop` is set; PublishError propagates."""
+    task = asyncio.create_task(publisher.run(on_connected))
+    waiter = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait([task, waiter], return_when=asyncio.FIRST_COMPLETED)
+        publisher.stop()
+        await task
+    finally:
+        waiter.cancel()
+        if not task.done():
+            task.cancel()
+
+
+__all__ = ["FaultInjection", "PublishError", "Publisher", "publish_until_stopped"]

@@ -24,7 +24,7 @@ import numpy.typing as npt
 from streamer.signal import timecode
 
 # Bump when the clip's content changes, so that stale cache entries are not reused.
-CLIP_FORMAT_VERSION = 2
+CLIP_FORMAT_VERSION = 1
 
 # Audio: a quiet 440 Hz bed, with a loud 1 kHz burst at the start of every second. The burst
 # starts on frames that are multiples of the frame rate, which lets A/V sync be measured.
@@ -87,6 +87,8 @@ class Clip:
     spec: ClipSpec
     path: Path
     packets: tuple[ClipPacket, ...]
+    video_extradata: bytes  # AVCDecoderConfigurationRecord
+    audio_extradata: bytes  # AAC AudioSpecificConfig
 
     @property
     def loop_seconds(self) -> Fraction:
@@ -115,7 +117,16 @@ def load_clip(spec: ClipSpec, cache_dir: Path | None = None) -> Clip:
         finally:
             if os.path.exists(tmp_name):
                 os.unlink(tmp_name)
-    return Clip(spec=spec, path=path, packets=tuple(_read_packets(path, spec)))
+    with av.open(str(path)) as container:
+        video_extradata = container.streams.video[0].codec_context.extradata or b""
+        audio_extradata = container.streams.audio[0].codec_context.extradata or b""
+    return Clip(
+        spec=spec,
+        path=path,
+        packets=tuple(_read_packets(path, spec)),
+        video_extradata=bytes(video_extradata),
+        audio_extradata=bytes(audio_extradata),
+    )
 
 
 def _video_frames(spec: ClipSpec) -> Iterator[npt.NDArray[np.uint8]]:

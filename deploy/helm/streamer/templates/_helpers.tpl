@@ -127,11 +127,10 @@ Call with (dict "root" $ "stream" $entry "s" $normalised).
 {{- else -}}
 {{- $_ := set $entry "livepeer" (omit $s.livepeer "apiKey" "existingSecret" "existingSecretKey") -}}
 {{- end -}}
-{{- if hasKey $s "expected_renditions" -}}
-{{- $_ := set $entry "expected_renditions" $s.expected_renditions -}}
+{{- range $key := list "expected_renditions" "checks" "startup_timeout" "connect_timeout" "drain_timeout" "clip" -}}
+{{- if hasKey $s $key -}}
+{{- $_ := set $entry $key (get $s $key) -}}
 {{- end -}}
-{{- if hasKey $s "checks" -}}
-{{- $_ := set $entry "checks" $s.checks -}}
 {{- end -}}
 {{- toYaml (dict "streams" (list $entry)) -}}
 {{- end -}}

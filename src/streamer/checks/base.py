@@ -1,0 +1,76 @@
+"""The interface every check implements, and what a session tells checks.
+
+A check sees the session's observations (master and media playlists, analysed segments,
+the passing of time) and answers with failures. It never raises: the session runs every
+hook inside a guard, and a check that crashes is reported, not fatal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from streamer.playback.playlist import MasterPlaylist, MediaPlaylist, Segment
+from streamer.playback.segment import SegmentAnalysis
+from streamer.publish.sendlog import SendLog
+
+
+@dataclass(frozen=True)
+class Failure:
+    kind: str
+    rendition: str | None
+    detail: str
+
+
+@dataclass(frozen=True)
+class SegmentRecord:
+    """A downloaded, analysed segment of this session, with its frames placed in time."""
+
+    rendition: str
+    segment: Segment
+    listed_at: float
+    downloaded_at: float
+    analysis: SegmentAnalysis
+    first_frame: int | None  # absolute frame number (loop * frames_per_loop + clip frame)
+    newest_frame: int | None
+    newest_frame_sent_at: float | None
+
+
+@dataclass
+class SessionContext:
+    """What checks may read about the running session."""
+
+    send_log: SendLog
+    fps: float
+    gop_frames: int
+    expected_renditions: int | None
+    publish_started_at: float | None = None
+    publish_stopped_at: float | None = None  # set once the session stops publishing
+
+
+class Check:
+    """Base class: override the hooks you need; each returns the failures it found."""
+
+    name: ClassVar[str]
+    kinds: ClassVar[tuple[str, ...]]
+    defaults: ClassVar[Mapping[str, Any]] = {}
+
+    def __init__(self, context: SessionContext, settings: Mapping[str, Any]) -> None:
+        self.context = context
+        self.settings = {**self.defaults, **settings}
+
+    def on_master(self, master: MasterPlaylist, names: list[str], at: float) -> list[Failure]:
+        return []
+
+    def on_playlist(self, rendition: str, playlist: MediaPlaylist, at: float) -> list[Failure]:
+        return []
+
+    def on_segment(self, record: SegmentRecord) -> list[Failure]:
+        return []
+
+    def on_tick(self, now: float) -> list[Failure]:
+        return []
+
+    def on_end(self, now: float) -> list[Failure]:
+        return []

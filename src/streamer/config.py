@@ -1,0 +1,253 @@
+"""Configuration: the original tool's environment (`.env`) and the YAML streams file.
+
+Environment (and a `.env` in the working directory), as the original tool's users know it:
+INJEST_URL (or INGEST_URL), PLAYBACK_URL, REGION, DURATION; plus GRACE_PERIOD,
+METRICS_ADDR, STREAM_NAME, INGEST_REGION, PLAYBACK_REGION, EXPECTED_RENDITIONS.
+
+A YAML streams file (`--config`, or STREAMER_CONFIG) in the Helm values shape lists many
+streams; `${VAR}` in its strings is taken from the environment, so that secrets can stay
+in the environment (a Kubernetes Secret) while the rest lives in a ConfigMap.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from dotenv import dotenv_values
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from streamer.durations import parse_duration
+from streamer.urls import InvalidURLError, parse_ingest, validate_playback
+
+DEFAULT_REGION = "unknown"
+DEFAULT_METRICS_ADDR = "0.0.0.0:9090"  # noqa: S104 - an exporter listens on all interfaces
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class ConfigError(Exception):
+    """Bad configuration; the message names the stream and the field."""
+
+
+class ClipSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    width: int = Field(640, ge=64, le=3840)
+    height: int = Field(360, ge=64, le=2160)
+    fps: int = Field(30, ge=1, le=60)
+    gop: float = Field(2.0, gt=0, le=10, description="seconds between keyframes")
+    bitrate: int = Field(1_000_000, ge=50_000, le=20_000_000)
+
+
+class LivepeerSettings(BaseModel):
+    """Livepeer Studio API mode: create a fresh stream per session, delete it after."""
+
+    model_config = ConfigDict(extra="forbid")
+    api_url: str = "https://livepeer.studio/api"
+    ingest_base: str | None = None  # rtmp://host/live, may contain {region}
+    playback_base: str | None = None  # https://host/hls, may contain {region}
+    profiles: list[dict[str, Any]] | None = None
+    record: bool = False
+    playback_policy: Literal["public", "jwt"] = "public"
+
+
+class StreamConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    name: str = Field(min_length=1, max_length=100)
+    duration: float = 120.0
+    grace_period: float = 60.0
+    ingest_region: str = Field(
+        DEFAULT_REGION, validation_alias=AliasChoices("ingest_region", "injest_region")
+    )
+    playback_region: str = DEFAULT_REGION
+    ingest_url: str | None = Field(
+        None, validation_alias=AliasChoices("ingest_url", "injest_url")
+    )
+    playback_url: str | None = None
+    startup_timeout: float = 30.0
+    connect_timeout: float = 10.0
+    drain_timeout: float = 10.0
+    expected_renditions: int | None = Field(None, ge=1, le=64)
+    tls_ca_file: str | None = None
+    checks: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    clip: ClipSettings = Field(default_factory=ClipSettings)
+    livepeer: LivepeerSettings | None = None
+
+    @field_validator("duration", "grace_period", "startup_timeout", "connect_timeout",
+                     "drain_timeout", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> float:
+        return parse_duration(value)
+
+    @field_validator("duration")
+    @classmethod
+    def _positive(cls, value: float) -> float:
+        if value < 1:
+            raise ValueError("must be at least 1s")
+        return value
+
+    @field_validator("ingest_url")
+    @classmethod
+    def _ingest(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                parse_ingest(value)
+            except InvalidURLError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("playback_url")
+    @classmethod
+    def _playback(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                validate_playback(value)
+            except InvalidURLError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
+    @model_validator(mode="after")
+    def _urls_or_api(self) -> StreamConfig:
+        if self.livepeer is None:
+            if not self.ingest_url:
+                raise ValueError("injest_url: required (or configure livepeer API mode)")
+            if not self.playback_url:
+                raise ValueError("playback_url: required (or configure livepeer API mode)")
+        return self
+
+
+class MonitorConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    streams: list[StreamConfig] = Field(min_length=1)
+    metrics_addr: str = DEFAULT_METRICS_ADDR
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> MonitorConfig:
+        names = [s.name for s in self.streams]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"stream names must be unique; repeated: {', '.join(dupes)}")
+        return self
+
+
+def _describe(error: ValidationError, streams: list[Any] | None = None) -> str:
+    lines = []
+    for item in error.errors():
+        loc = list(item["loc"])
+        where = ""
+        if len(loc) >= 2 and loc[0] == "streams" and isinstance(loc[1], int):
+            index = loc[1]
+            name = None
+            if streams and index < len(streams) and isinstance(streams[index], Mapping):
+                name = streams[index].get("name")
+            where = f"streams[{index}]" + (f" ({name!r})" if name else "") + ": "
+            loc = loc[2:]
+        field = ".".join(str(p) for p in loc if not str(p).startswith("function-"))
+        message = str(item["msg"]).removeprefix("Value error, ")
+        lines.append(f"{where}{field + ': ' if field else ''}{message}")
+    return "; ".join(lines)
+
+
+def _expand(value: Any, env: Mapping[str, str], path: str) -> Any:
+    if isinstance(value, str):
+        def substitute(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in env:
+                raise ConfigError(f"{path}: environment variable {name} is not set")
+            return env[name]
+
+        return _ENV_REF.sub(substitute, value)
+    if isinstance(value, list):
+        return [_expand(v, env, f"{path}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, dict):
+        return {k: _expand(v, env, f"{path}.{k}" if path else str(k)) for k, v in value.items()}
+    return value
+
+
+def environment(cwd: Path | None = None) -> dict[str, str]:
+    """The process environment over the `.env` file of the working directory."""
+    env_file = (cwd or Path.cwd()) / ".env"
+    values: dict[str, str] = {}
+    if env_file.is_file():
+        values.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+    values.update(os.environ)
+    return values
+
+
+def load_file(path: Path, env: Mapping[str, str]) -> MonitorConfig:
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"--config: cannot read {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--config: {path} is not valid YAML: {exc}") from None
+    if not isinstance(raw, dict) or "streams" not in raw:
+        raise ConfigError(f"--config: {path} needs a top-level 'streams' list")
+    raw = _expand(raw, env, "")
+    raw.setdefault("metrics_addr", env.get("METRICS_ADDR") or DEFAULT_METRICS_ADDR)
+    region = env.get("REGION")
+    streams = raw.get("streams")
+    if region and isinstance(streams, list):
+        for entry in streams:
+            if isinstance(entry, dict):
+                if "ingest_region" not in entry and "injest_region" not in entry:
+                    entry["ingest_region"] = region
+                entry.setdefault("playback_region", region)
+    try:
+        return MonitorConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, streams if isinstance(streams, list) else None)) from None
+
+
+def from_environment(env: Mapping[str, str]) -> MonitorConfig | None:
+    """The single stream the environment describes; None when no ingest is configured."""
+    ingest = env.get("INJEST_URL") or env.get("INGEST_URL")
+    api_key = env.get("LIVEPEER_API_KEY") or env.get("LIVEPEER_API_KEY_FILE")
+    if not ingest and not api_key:
+        return None
+    region = env.get("REGION") or DEFAULT_REGION
+    entry: dict[str, Any] = {
+        "name": env.get("STREAM_NAME") or "default",
+        "ingest_region": env.get("INGEST_REGION") or region,
+        "playback_region": env.get("PLAYBACK_REGION") or region,
+    }
+    for key, name in (("ingest_url", ingest), ("playback_url", env.get("PLAYBACK_URL")),
+                      ("duration", env.get("DURATION")),
+                      ("grace_period", env.get("GRACE_PERIOD")),
+                      ("expected_renditions", env.get("EXPECTED_RENDITIONS"))):
+        if name:
+            entry[key] = name
+    if not ingest:
+        entry["livepeer"] = {"api_url": env.get("LIVEPEER_API_URL")
+                             or LivepeerSettings().api_url}
+    raw = {"streams": [entry], "metrics_addr": env.get("METRICS_ADDR") or DEFAULT_METRICS_ADDR}
+    try:
+        return MonitorConfig.model_validate(raw)
+    except ValidationError as exc:
+        message = _describe(exc, [entry])
+        # Name the variables the user actually set, not our internal field names.
+        for field, variable in (("injest_url", "INJEST_URL"), ("ingest_url", "INJEST_URL"),
+                                ("playback_url", "PLAYBACK_URL"), ("grace_period", "GRACE_PERIOD"),
+                                ("duration", "DURATION"),
+                                ("expected_renditions", "EXPECTED_RENDITIONS")):
+            message = message.replace(f": {field}:", f": {variable}:")
+        raise ConfigError(message.replace("streams[0] ('", "environment ('")) from None
+
+
+def parse_listen_address(value: str, field: str = "METRICS_ADDR") -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"{field}: expected host:port, got {value!r}")
+    return host.strip("[]") or "0.0.0.0", int(port)  # noqa: S104

@@ -1,0 +1,1 @@
+"""Livepeer Studio: API client (test streams, ingests) and playback JWT signing."""

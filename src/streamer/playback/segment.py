@@ -1,0 +1,138 @@
+"""Segment analysis: demux and decode one downloaded segment, read its frames' timecodes.
+
+Runs in a worker thread (decoding is CPU work). Segments come from the platform under
+test and may be hostile: size is capped by the fetcher, and anything undecodable becomes a
+SegmentDecodeError, never another exception. Nothing is kept: the bytes are dropped once
+analysed.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import av
+import numpy as np
+
+from streamer.signal import timecode
+
+
+class SegmentDecodeError(ValueError):
+    """The segment could not be demuxed or decoded; the message is safe to show."""
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    codec: str
+    first_pts: float
+    duration: float  # seconds of audio samples in the segment
+    gap_seconds: float  # largest hole between consecutive audio packets
+
+
+@dataclass(frozen=True)
+class SegmentAnalysis:
+    video_codec: str
+    width: int
+    height: int
+    first_pts: float  # seconds, the container's clock (not comparable across platforms)
+    last_pts: float
+    frame_duration: float
+    frame_count: int
+    timecodes: tuple[int | None, ...]  # per decoded frame, presentation order
+    audio: AudioInfo | None
+
+    @property
+    def resolution(self) -> str:
+        return f"{self.width}x{self.height}"
+
+    @property
+    def media_duration(self) -> float:
+        return self.last_pts - self.first_pts + self.frame_duration
+
+    @property
+    def first_timecode(self) -> tuple[int, int] | None:
+        """(index in segment, clip frame) of the first readable timecode."""
+        for i, code in enumerate(self.timecodes):
+            if code is not None:
+                return i, code
+        return None
+
+    @property
+    def last_timecode(self) -> tuple[int, int] | None:
+        """(index in segment, clip frame) of the last readable timecode."""
+        for i in range(len(self.timecodes) - 1, -1, -1):
+            code = self.timecodes[i]
+            if code is not None:
+                return i, code
+        return None
+
+
+def _luma(frame: av.VideoFrame) -> np.ndarray:  # type: ignore[type-arg]
+    plane = frame.planes[0]
+    rows = np.frombuffer(memoryview(plane), dtype=np.uint8).reshape(-1, plane.line_size)
+    return rows[: frame.height, : frame.width]
+
+
+def analyse(data: bytes, init: bytes | None = None) -> SegmentAnalysis:
+    """Demuxes and decodes a segment (TS, or fMP4 with its init section)."""
+    if not data:
+        raise SegmentDecodeError("empty segment")
+    try:
+        with av.open(io.BytesIO((init or b"") + data), "r") as container:
+            if not container.streams.video:
+                raise SegmentDecodeError("segment has no video stream")
+            vstream = container.streams.video[0]
+            astream = container.streams.audio[0] if container.streams.audio else None
+            vstream.thread_type = "SLICE"
+            pts: list[float] = []
+            codes: list[int | None] = []
+            audio_end: float | None = None
+            audio_first: float | None = None
+            audio_total = 0.0
+            audio_gap = 0.0
+            width = height = 0
+            streams = [vstream] + ([astream] if astream is not None else [])
+            for packet in container.demux(streams):
+                if packet.stream.type == "audio":
+                    if packet.pts is None or packet.time_base is None:
+                        continue
+                    start = float(packet.pts * packet.time_base)
+                    length = float((packet.duration or 0) * packet.time_base)
+                    if audio_first is None:
+                        audio_first = start
+                    elif audio_end is not None:
+                        audio_gap = max(audio_gap, start - audio_end)
+                    audio_end = start + length
+                    audio_total += length
+                    continue
+                for frame in packet.decode():
+                    if frame.pts is None or frame.time_base is None:
+                        continue
+                    pts.append(float(frame.pts * frame.time_base))
+                    width, height = frame.width, frame.height
+                    codes.append(timecode.read(_luma(frame)))
+            codec_name = vstream.codec_context.name
+            audio = None
+            if astream is not None and audio_first is not None:
+                audio = AudioInfo(astream.codec_context.name, audio_first, audio_total, audio_gap)
+    except SegmentDecodeError:
+        raise
+    except (av.FFmpegError, ValueError, OSError, IndexError, MemoryError) as exc:
+        raise SegmentDecodeError(f"undecodable segment: {exc.__class__.__name__}") from None
+    if not pts:
+        raise SegmentDecodeError("segment has no decodable video frame")
+    order = sorted(range(len(pts)), key=pts.__getitem__)  # presentation order
+    ordered_pts = [pts[i] for i in order]
+    steps = [b - a for a, b in zip(ordered_pts, ordered_pts[1:], strict=False) if b > a]
+    frame_duration = float(np.median(steps)) if steps else 0.0
+    return SegmentAnalysis(
+        video_codec=codec_name,
+        width=width,
+        height=height,
+        first_pts=ordered_pts[0],
+        last_pts=ordered_pts[-1],
+        frame_duration=frame_duration,
+        frame_count=len(pts),
+        timecodes=tuple(codes[i] for i in order),
+        audio=audio,
+    )

@@ -1,0 +1,393 @@
+"""One test session: publish the clip, follow every rendition, turn observations into events.
+
+    publisher ──RTMP──> platform ──HLS──> followers ──observations──> session ──events──> sinks
+
+The session matches what the followers observed against the publisher's send log (every
+frame carries its number in the picture), runs the checks, and emits typed events. A
+failure of the platform is an event, never an exception; cancelling the session ends it as
+`aborted`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+
+from streamer.checks.base import Check, Failure, SegmentRecord, SessionContext
+from streamer.checks.registry import build_checks
+from streamer.events import (
+    CheckFailed,
+    EventSink,
+    FirstSegment,
+    Outcome,
+    PublishConnected,
+    RenditionDiscovered,
+    SegmentObserved,
+    SessionEnded,
+    SessionStarted,
+    StreamLabels,
+)
+from streamer.playback.fetch import Fetcher, FetchError, FetchPolicy
+from streamer.playback.follower import RenditionFollower, SegmentFetch
+from streamer.playback.playlist import (
+    MAX_PLAYLIST_BYTES,
+    MasterPlaylist,
+    MediaPlaylist,
+    PlaylistError,
+    parse,
+    rendition_names,
+)
+from streamer.publish.errors import PublishError
+from streamer.publish.flv import FlvClip
+from streamer.publish.publisher import FaultInjection, Publisher
+from streamer.signal.clip import ClipSpec
+from streamer.urls import InvalidURLError, mask_ingest, mask_playback, parse_ingest
+
+log = logging.getLogger(__name__)
+
+SINGLE_RENDITION = "source"
+_TICK_SECONDS = 0.25
+_MASTER_REFRESH_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class SessionSettings:
+    labels: StreamLabels
+    ingest_url: str
+    playback_url: str
+    duration_seconds: float
+    startup_timeout_seconds: float = 30.0
+    connect_timeout_seconds: float = 10.0
+    io_timeout_seconds: float = 10.0
+    drain_timeout_seconds: float = 10.0
+    poll_step_seconds: float = 0.1
+    fetch: FetchPolicy = field(default_factory=FetchPolicy)
+    tls_ca_file: str | None = None
+    expected_renditions: int | None = None
+    checks: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    faults: FaultInjection | None = None
+    playback_headers: Callable[[], Mapping[str, str]] | None = None
+
+
+class Session:
+    def __init__(self, settings: SessionSettings, flv: FlvClip, clip: ClipSpec,
+                 sink: EventSink, http: aiohttp.ClientSession,
+                 session_id: str | None = None) -> None:
+        self.settings = settings
+        self.session_id = session_id or uuid.uuid4().hex[:12]
+        self._flv = flv
+        self._clip = clip
+        self._sink = sink
+        self._fetcher = Fetcher(http, settings.fetch, settings.playback_headers)
+        self._labels = settings.labels
+        self._failures = 0
+        self._failed_kinds: list[str] = []
+        self._followers: dict[str, RenditionFollower] = {}
+        self._follower_tasks: list[asyncio.Task[None]] = []
+        self._first_segment_at: float | None = None
+        self._startup_latency: float | None = None
+        self._seen_renditions: set[str] = set()
+        self._newest_frame: dict[str, int] = {}
+        self._publisher: Publisher | None = None
+        self.context: SessionContext | None = None
+        self._checks: list[Check] = []
+
+    # -- events -----------------------------------------------------------------------------
+
+    def _emit_failure(self, kind: str, rendition: str | None, detail: str) -> None:
+        self._failures += 1
+        if kind not in self._failed_kinds:
+            self._failed_kinds.append(kind)
+        self._sink.handle(CheckFailed(self._labels, self.session_id, kind, rendition, detail,
+                                      time.time()))
+
+    def _run_checks(self, hook: Callable[[Check], list[Failure]]) -> None:
+        for check in self._checks:
+            try:
+                failures = hook(check)
+            except Exception:
+                log.exception("check %s crashed", check.name)
+                continue
+            for failure in failures:
+                self._emit_failure(failure.kind, failure.rendition, failure.detail)
+
+    # -- the session ------------------------------------------------------------------------
+
+    async def run(self) -> Outcome:
+        settings = self.settings
+        try:
+            key: tuple[str, ...] = (parse_ingest(settings.ingest_url).stream_key,)
+        except InvalidURLError:
+            key = ()
+        self._sink.handle(SessionStarted(self._labels, self.session_id, time.time(),
+                                         mask_ingest(settings.ingest_url),
+                                         mask_playback(settings.playback_url, key),
+                                         settings.duration_seconds))
+        outcome: Outcome = "aborted"
+        try:
+            outcome = await self._run()
+        finally:
+            self._sink.handle(SessionEnded(self._labels, self.session_id, outcome, time.time(),
+                                           self._startup_latency, tuple(self._failed_kinds)))
+        return outcome
+
+    async def _run(self) -> Outcome:
+        settings = self.settings
+        try:
+            ingest = parse_ingest(settings.ingest_url)
+        except InvalidURLError as exc:
+            self._emit_failure("publish_failed", None, str(exc))
+            return "failure"
+        tls = None
+        if ingest.secure and settings.tls_ca_file:
+            tls = ssl.create_default_context(cafile=settings.tls_ca_file)
+        publisher = Publisher(self._flv, self._clip.frame_count, self._clip.fps, ingest,
+                              tls_context=tls,
+                              connect_timeout=settings.connect_timeout_seconds,
+                              io_timeout=settings.io_timeout_seconds, faults=settings.faults)
+        self._publisher = publisher
+        self.context = SessionContext(publisher.send_log, self._clip.fps,
+                                      self._clip.gop_frames, settings.expected_renditions)
+        self._checks = build_checks(self.context, settings.checks)
+        connected = asyncio.Event()
+        publish_task = asyncio.create_task(publisher.run(lambda _t: connected.set()),
+                                           name="publish")
+        background: list[asyncio.Task[None]] = []
+        try:
+            if not await self._wait_connected(publish_task, connected):
+                return "failure"
+            started = publisher.send_log.first_packet_at
+            assert started is not None
+            self.context.publish_started_at = started
+            self._sink.handle(PublishConnected(self._labels, self.session_id, started))
+            background = [
+                asyncio.create_task(self._discover_and_follow(started), name="follow"),
+                asyncio.create_task(self._tick(started), name="tick"),
+            ]
+            remaining = started + settings.duration_seconds - time.time()
+            done, _ = await asyncio.wait([publish_task], timeout=max(0.0, remaining))
+            if done:
+                self._report_publish_end(publish_task)
+            publisher.stop()
+            await self._finish_publish(publish_task)
+            self.context.publish_stopped_at = time.time()
+            await self._drain()
+            self._run_checks(lambda c: c.on_end(time.time()))
+            if self._first_segment_at is None:
+                self._emit_failure("startup_timeout", None,
+                                   "no segment of this session was ever playable")
+            return "failure" if self._failures else "success"
+        finally:
+            publisher.stop()
+            for task in [*background, *self._follower_tasks]:
+                task.cancel()
+            await asyncio.gather(*background, *self._follower_tasks, return_exceptions=True)
+            if not publish_task.done():
+                publish_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await publish_task
+
+    async def _wait_connected(self, publish_task: asyncio.Task[None],
+                              connected: asyncio.Event) -> bool:
+        waiter = asyncio.create_task(connected.wait())
+        try:
+            await asyncio.wait([publish_task, waiter], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+        if connected.is_set():
+            return True
+        self._report_publish_end(publish_task)
+        return False
+
+    def _report_publish_end(self, publish_task: asyncio.Task[None]) -> None:
+        error = publish_task.exception() if not publish_task.cancelled() else None
+        reason = str(error) if isinstance(error, PublishError) else "publish ended unexpectedly"
+        if error is not None and not isinstance(error, PublishError):
+            log.error("publisher crashed", exc_info=error)
+        self._emit_failure("publish_failed", None, reason)
+
+    async def _finish_publish(self, publish_task: asyncio.Task[None]) -> None:
+        if publish_task.done():
+            return
+        try:
+            async with asyncio.timeout(3):
+                await publish_task
+        except PublishError as exc:
+            log.info("publish ended with %s", exc)
+        except TimeoutError:
+            publish_task.cancel()
+
+    async def _drain(self) -> None:
+        """Lets the followers pick up the last segments after publishing stopped."""
+        assert self._publisher is not None
+        last_sent = self._publisher.send_log.frames_sent - 1
+        # The last partial GOP may never be packaged: one GOP short counts as complete.
+        wanted = last_sent - self._clip.gop_frames
+        deadline = time.time() + self.settings.drain_timeout_seconds
+        while time.time() < deadline and self._followers:
+            if all(self._newest_frame.get(name, -1) >= wanted or f.ended
+                   for name, f in self._followers.items()):
+                break
+            await asyncio.sleep(0.1)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(max(0.5, deadline - time.time())):
+                await asyncio.gather(*(f.wait_downloads() for f in self._followers.values()))
+
+    async def _tick(self, started: float) -> None:
+        deadline = started + self.settings.startup_timeout_seconds
+        reported = False
+        while True:
+            await asyncio.sleep(_TICK_SECONDS)
+            now = time.time()
+            if not reported and self._first_segment_at is None and now > deadline:
+                reported = True
+                self._emit_failure("startup_timeout", None,
+                                   f"no playable segment {self.settings.startup_timeout_seconds:g}s"
+                                   " after publishing started")
+            self._run_checks(lambda c: c.on_tick(now))
+
+    # -- playback ---------------------------------------------------------------------------
+
+    async def _fetch_top(self) -> MasterPlaylist | MediaPlaylist:
+        fetched = await self._fetcher.get(self.settings.playback_url, "master playlist",
+                                          MAX_PLAYLIST_BYTES, retry=False)
+        return parse(fetched.body.decode("utf-8", errors="replace"), self.settings.playback_url)
+
+    async def _discover_and_follow(self, started: float) -> None:
+        deadline = started + self.settings.startup_timeout_seconds
+        while True:
+            try:
+                top = await self._fetch_top()
+                break
+            except (FetchError, PlaylistError) as exc:
+                # Before the stream is live, a missing playlist is expected.
+                if time.time() > deadline:
+                    kind = exc.kind if isinstance(exc, FetchError) else "playlist_error"
+                    self._emit_failure(kind, None, str(exc))
+                    return
+                await asyncio.sleep(self.settings.poll_step_seconds)
+        if isinstance(top, MediaPlaylist):
+            self._follow(SINGLE_RENDITION, self.settings.playback_url, None, None, None)
+            await asyncio.gather(*self._follower_tasks)
+            return
+        self._on_master(top)
+        while True:
+            await asyncio.sleep(_MASTER_REFRESH_SECONDS)
+            try:
+                top = await self._fetch_top()
+            except (FetchError, PlaylistError) as exc:
+                if self.context is not None and self.context.publish_stopped_at is None:
+                    kind = exc.kind if isinstance(exc, FetchError) else "playlist_error"
+                    self._emit_failure(kind, None, str(exc))
+                continue
+            if isinstance(top, MediaPlaylist):
+                self._emit_failure("playlist_error", None,
+                                   "master playlist turned into a media playlist")
+                continue
+            self._on_master(top)
+
+    def _on_master(self, master: MasterPlaylist) -> None:
+        now = time.time()
+        if master.error is not None:
+            self._emit_failure("playlist_error", None, f"EXT-X-ERROR: {master.error}")
+        names = rendition_names(master.variants)
+        for name, variant in zip(names, master.variants, strict=True):
+            follower = self._followers.get(name)
+            if follower is None:
+                self._follow(name, variant.uri, variant.resolution, variant.codecs,
+                             variant.bandwidth)
+            elif follower.url != variant.uri:
+                log.info("rendition %s moved to a new URI; following it there", name)
+                follower.url = variant.uri
+        self._run_checks(lambda c: c.on_master(master, names, now))
+
+    def _follow(self, name: str, url: str, resolution: str | None, codecs: str | None,
+                bandwidth: int | None) -> None:
+        self._sink.handle(RenditionDiscovered(self._labels, self.session_id, name, resolution,
+                                              codecs, bandwidth, time.time()))
+        follower = RenditionFollower(name, url, self._fetcher, self,
+                                     self.settings.poll_step_seconds)
+        self._followers[name] = follower
+        self._follower_tasks.append(asyncio.create_task(follower.run(), name=f"follow-{name}"))
+
+    @property
+    def followers(self) -> Mapping[str, RenditionFollower]:
+        return self._followers
+
+    # FollowerObserver
+
+    def on_playlist(self, rendition: str, playlist: MediaPlaylist, fetched_at: float) -> None:
+        self._seen_renditions.add(rendition)
+        if playlist.error is not None:
+            self._emit_failure("playlist_error", rendition, f"EXT-X-ERROR: {playlist.error}")
+        self._run_checks(lambda c: c.on_playlist(rendition, playlist, fetched_at))
+
+    def on_error(self, rendition: str | None, kind: str, detail: str) -> None:
+        stopped = self.context is not None and self.context.publish_stopped_at is not None
+        starting = rendition is not None and rendition not in self._seen_renditions
+        if stopped or (starting and self._within_startup()):
+            return  # a stream that has not started, or has ended, may 404: not a fault
+        self._emit_failure(kind, rendition, detail)
+
+    def _within_startup(self) -> bool:
+        if self.context is None or self.context.publish_started_at is None:
+            return True
+        return time.time() < self.context.publish_started_at + self.settings.startup_timeout_seconds
+
+    def on_segment(self, fetch: SegmentFetch) -> None:
+        if fetch.error_kind is not None:
+            self.on_error(fetch.rendition, fetch.error_kind, fetch.error_detail or "")
+            return
+        analysis = fetch.analysis
+        assert analysis is not None and fetch.downloaded_at is not None
+        assert self._publisher is not None
+        send_log = self._publisher.send_log
+        newest = first = None
+        newest_sent_at = None
+        last_code = analysis.last_timecode
+        first_code = analysis.first_timecode
+        if last_code is not None and first_code is not None:
+            index, clip_frame = last_code
+            resolved = send_log.resolve(clip_frame, fetch.listed_at)
+            if resolved is None:
+                # Readable, but never sent before it was listed: an earlier session's segment.
+                log.debug("ignoring segment %d of %s: not from this session",
+                          fetch.segment.sequence, fetch.rendition)
+                return
+            newest = resolved + (analysis.frame_count - 1 - index)
+            first = resolved - index
+            newest_sent_at = send_log.sent_at(newest) or send_log.sent_at(resolved)
+        elif fetch.first_listing:
+            return  # cannot tell whether it belongs to this session
+        else:
+            self._emit_failure("timecode_unreadable", fetch.rendition,
+                               f"segment {fetch.segment.sequence}: no frame carries a readable "
+                               "timecode")
+        if newest is not None:
+            self._newest_frame[fetch.rendition] = max(self._newest_frame.get(fetch.rendition, -1),
+                                                      newest)
+        if self._first_segment_at is None and self.context is not None:
+            started = self.context.publish_started_at
+            assert started is not None
+            self._first_segment_at = fetch.listed_at
+            self._startup_latency = fetch.listed_at - started
+            self._sink.handle(FirstSegment(self._labels, self.session_id, fetch.rendition,
+                                           self._startup_latency, fetch.listed_at))
+        self._sink.handle(SegmentObserved(
+            self._labels, self.session_id, fetch.rendition, fetch.segment.sequence,
+            fetch.listed_at, fetch.downloaded_at, fetch.segment.duration,
+            analysis.media_duration, newest_sent_at, analysis.resolution,
+            analysis.video_codec, fetch.size_bytes,
+        ))
+        record = SegmentRecord(fetch.rendition, fetch.segment, fetch.listed_at,
+                               fetch.downloaded_at, analysis, first, newest, newest_sent_at)
+        self._run_checks(lambda c: c.on_segment(record))

@@ -1,0 +1,44 @@
+"""From configuration to the objects a session needs: clips (shared) and session settings."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from streamer.config import ClipSettings, StreamConfig
+from streamer.events import StreamLabels
+from streamer.publish.flv import FlvClip, to_flv
+from streamer.session import SessionSettings
+from streamer.signal.clip import ClipSpec, load_clip
+
+
+def clip_spec(settings: ClipSettings) -> ClipSpec:
+    return ClipSpec(width=settings.width, height=settings.height, fps=settings.fps,
+                    gop_seconds=settings.gop, video_bitrate=settings.bitrate)
+
+
+@cache
+def flv_clip(spec: ClipSpec) -> FlvClip:
+    """The clip's FLV tags, generated (or read from the cache) once per process."""
+    return to_flv(load_clip(spec))
+
+
+def labels(stream: StreamConfig) -> StreamLabels:
+    return StreamLabels(stream.name, stream.ingest_region, stream.playback_region)
+
+
+def session_settings(stream: StreamConfig, ingest_url: str, playback_url: str,
+                     **overrides: object) -> SessionSettings:
+    values: dict[str, object] = {
+        "labels": labels(stream),
+        "ingest_url": ingest_url,
+        "playback_url": playback_url,
+        "duration_seconds": stream.duration,
+        "startup_timeout_seconds": stream.startup_timeout,
+        "connect_timeout_seconds": stream.connect_timeout,
+        "drain_timeout_seconds": stream.drain_timeout,
+        "tls_ca_file": stream.tls_ca_file,
+        "expected_renditions": stream.expected_renditions,
+        "checks": stream.checks,
+    }
+    values.update(overrides)
+    return SessionSettings(**values)  # type: ignore[arg-type]

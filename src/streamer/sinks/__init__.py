@@ -1,0 +1,1 @@
+"""Event sinks: metrics, logs, reports, alerts. Each consumes the session's events."""

@@ -1,0 +1,120 @@
+"""Terminal views: the probe's live progress and its final report table."""
+
+from __future__ import annotations
+
+import time
+from types import TracebackType
+from typing import Any, TextIO
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
+
+from streamer.events import (
+    CheckFailed,
+    Event,
+    FirstSegment,
+    PublishConnected,
+    RenditionDiscovered,
+    SegmentObserved,
+    SessionStarted,
+)
+
+
+class LiveView:
+    """A progress bar over the session and one row per rendition, redrawn as events arrive."""
+
+    def __init__(self, duration_seconds: float, console: Console | None = None) -> None:
+        self._console = console or Console(stderr=True)
+        self._progress = Progress(TextColumn("{task.description}"), BarColumn(),
+                                  TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn(),
+                                  console=self._console)
+        self._task = self._progress.add_task("connecting", total=duration_seconds)
+        self._status = "connecting"
+        self._started: float | None = None
+        self._rows: dict[str, dict[str, Any]] = {}
+        self._errors = 0
+        self._live = Live(self._render(), console=self._console, refresh_per_second=4,
+                          transient=False)
+
+    def _render(self) -> Group:
+        table = Table(box=None, header_style="bold")
+        for column in ("rendition", "resolution", "segments", "latest latency", "listed"):
+            table.add_column(column, justify="left" if column == "rendition" else "right")
+        for name, row in sorted(self._rows.items()):
+            latency = row.get("latency")
+            listed = row.get("listed")
+            table.add_row(Text(name), Text(row.get("resolution") or "?"),
+                          str(row.get("segments", 0)),
+                          f"{latency:.2f}s" if latency is not None else "-",
+                          f"{listed:.2f}s" if listed is not None else "-")
+        footer = Text(f"{self._status}   errors: {self._errors}",
+                      style="red" if self._errors else "green")
+        return Group(self._progress, table, footer)
+
+    def handle(self, event: Event) -> None:
+        if isinstance(event, SessionStarted):
+            self._status = f"publishing to {event.ingest}"
+        elif isinstance(event, PublishConnected):
+            self._started = event.at
+            self._status = "waiting for the first segment"
+            self._progress.update(self._task, description="session")
+        elif isinstance(event, FirstSegment):
+            self._status = f"playing (startup {event.startup_latency_seconds:.2f}s)"
+        elif isinstance(event, RenditionDiscovered):
+            self._rows.setdefault(event.rendition, {})["resolution"] = event.resolution
+        elif isinstance(event, SegmentObserved):
+            row = self._rows.setdefault(event.rendition, {})
+            row["segments"] = row.get("segments", 0) + 1
+            row["resolution"] = row.get("resolution") or event.resolution
+            row["latency"] = event.segment_latency_seconds
+            row["listed"] = event.listed_latency_seconds
+        elif isinstance(event, CheckFailed):
+            self._errors += 1
+        if self._started is not None:
+            self._progress.update(self._task, completed=time.time() - self._started)
+        self._live.update(self._render())
+
+    def __enter__(self) -> LiveView:
+        self._live.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self._live.stop()
+
+
+def _stat(values: dict[str, float] | None, key: str) -> str:
+    return f"{values[key]:.3f}" if values else "-"
+
+
+def render_report(document: dict[str, Any], out: TextIO) -> None:
+    console = Console(file=out, highlight=False)
+    outcome = document["outcome"]
+    style = "green" if outcome == "success" else "red"
+    startup = document["startup_latency_seconds"]
+    console.print(Text(f"outcome: {outcome}", style=f"bold {style}"))
+    console.print(f"startup latency: {startup:.3f}s" if startup is not None
+                  else "startup latency: -")
+    table = Table(title="renditions (seconds)")
+    for column in ("rendition", "resolution", "segments", "latency p50", "p95", "max",
+                   "listed p50", "p95", "max", "duration min", "mean", "max"):
+        table.add_column(column, justify="left" if column == "rendition" else "right")
+    for r in document["renditions"]:
+        lat, listed, dur = (r["segment_latency_seconds"], r["listed_latency_seconds"],
+                            r["segment_duration_seconds"])
+        table.add_row(Text(r["name"]), Text(r["resolution"] or "?"), str(r["segments"]),
+                      _stat(lat, "p50"), _stat(lat, "p95"), _stat(lat, "max"),
+                      _stat(listed, "p50"), _stat(listed, "p95"), _stat(listed, "max"),
+                      _stat(dur, "min"), _stat(dur, "mean"), _stat(dur, "max"))
+    console.print(table)
+    if document["errors"]:
+        errors = Table(title="errors")
+        for column in ("kind", "rendition", "count", "detail"):
+            errors.add_column(column)
+        for e in document["errors"]:
+            errors.add_row(Text(e["kind"]), Text(e["rendition"] or "-"), str(e["count"]),
+                           Text(e["detail"]))
+        console.print(errors)

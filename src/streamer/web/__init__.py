@@ -1,0 +1,1 @@
+"""HTTP side of the monitor: /metrics, health checks, and the status page (``status``)."""

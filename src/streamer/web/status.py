@@ -1,0 +1,629 @@
+"""Status page: an event sink keeping what people see, and the aiohttp routes serving it.
+
+`StatusStore` consumes session events (sync, cheap, bounded memory) and answers read
+queries as JSON-ready dicts. `add_status_routes` mounts the page, its static assets, a
+JSON API and a Server-Sent Events feed of change notices on an existing aiohttp app.
+Everything here comes from events, which carry only masked URLs: no secret can be shown.
+Call `handle` from the event loop's thread (as the session does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import math
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import resources
+from importlib.resources.abc import Traversable
+from typing import Any, Literal
+
+from aiohttp import web
+
+from streamer.events import (
+    CheckFailed,
+    Event,
+    FirstSegment,
+    Outcome,
+    PublishConnected,
+    RenditionDiscovered,
+    SegmentObserved,
+    SessionEnded,
+    SessionStarted,
+    StreamLabels,
+)
+
+_log = logging.getLogger(__name__)
+
+StreamState = Literal["idle", "publishing", "waiting", "playing", "grace", "failed"]
+Json = dict[str, Any]
+
+MAX_SESSIONS = 20
+MAX_ERRORS = 50
+MAX_RENDITIONS = 16  # per stream; a hostile master playlist may list many more
+MAX_STREAMS = 1000
+MAX_KINDS = 16  # distinct failing check kinds kept per session
+MAX_TEXT = 200  # names, kinds, codecs, resolutions
+MAX_DETAIL = 2000  # error details
+WINDOW_SECONDS = 3600.0
+BUCKET_SECONDS = 10.0
+FUTURE_SLACK_SECONDS = 60.0  # latency samples stamped further ahead of the clock are dropped
+_MAX_BUCKETS = int((WINDOW_SECONDS + FUTURE_SLACK_SECONDS) // BUCKET_SECONDS) + 2
+
+
+def _clip(text: str, limit: int = MAX_TEXT) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+def _opt_clip(text: str | None) -> str | None:
+    return None if text is None else _clip(text)
+
+
+def _num(value: float | None, digits: int = 3) -> float | None:
+    """A JSON-safe number (no NaN/inf), rounded."""
+    if value is None or not math.isfinite(value):
+        return None
+    return round(value, digits)
+
+
+@dataclass(slots=True)
+class _Bucket:
+    index: int  # start time // BUCKET_SECONDS
+    count: int = 0
+    total: float = 0.0
+    max: float = -math.inf
+
+    def add(self, value: float) -> None:
+        self.count += 1
+        self.total += value
+        self.max = max(self.max, value)
+
+
+@dataclass(slots=True)
+class _Session:
+    session_id: str
+    started_at: float
+    ended_at: float | None = None
+    outcome: Outcome | None = None
+    startup_latency_seconds: float | None = None
+    failed_kinds: list[str] = field(default_factory=list)
+
+    def add_kind(self, kind: str) -> None:
+        kind = _clip(kind)
+        if kind not in self.failed_kinds and len(self.failed_kinds) < MAX_KINDS:
+            self.failed_kinds.append(kind)
+
+    def to_json(self) -> Json:
+        duration = None if self.ended_at is None else self.ended_at - self.started_at
+        return {
+            "session_id": self.session_id,
+            "started_at": _num(self.started_at),
+            "ended_at": _num(self.ended_at),
+            "duration_seconds": _num(duration),
+            "outcome": self.outcome,
+            "startup_latency_seconds": _num(self.startup_latency_seconds),
+            "failed_kinds": list(self.failed_kinds),
+        }
+
+
+@dataclass(slots=True)
+class _Rendition:
+    name: str
+    resolution: str | None = None
+    codecs: str | None = None
+    video_codec: str | None = None
+    bandwidth: int | None = None
+    last_segment_at: float | None = None
+    last_segment_latency_seconds: float | None = None
+    segments: int = 0
+
+    def to_json(self, now: float) -> Json:
+        age = None if self.last_segment_at is None else now - self.last_segment_at
+        return {
+            "name": self.name,
+            "resolution": self.resolution,
+            "codecs": self.codecs,
+            "video_codec": self.video_codec,
+            "bandwidth": self.bandwidth,
+            "segments": self.segments,
+            "last_segment_at": _num(self.last_segment_at),
+            "last_segment_age_seconds": _num(age, 1),
+            "last_segment_latency_seconds": _num(self.last_segment_latency_seconds),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class _Error:
+    at: float
+    kind: str
+    rendition: str | None
+    detail: str
+    session_id: str
+
+    def to_json(self) -> Json:
+        return {
+            "at": _num(self.at),
+            "kind": self.kind,
+            "rendition": self.rendition,
+            "detail": self.detail,
+            "session_id": self.session_id,
+        }
+
+
+class _LatencySeries:
+    """Segment latency per rendition in fixed buckets over a sliding window."""
+
+    def __init__(self) -> None:
+        self._by_rendition: dict[str, deque[_Bucket]] = {}
+
+    def add(self, rendition: str, at: float, value: float, now: float) -> None:
+        if not math.isfinite(value) or not math.isfinite(at):
+            return
+        if at < now - WINDOW_SECONDS or at > now + FUTURE_SLACK_SECONDS:
+            return
+        buckets = self._by_rendition.get(rendition)
+        if buckets is None:
+            self.prune(now)
+            if len(self._by_rendition) >= MAX_RENDITIONS:
+                # Make room: drop the rendition that was updated longest ago.
+                stale = min(self._by_rendition, key=lambda r: self._by_rendition[r][-1].index)
+                del self._by_rendition[stale]
+            buckets = self._by_rendition[rendition] = deque(maxlen=_MAX_BUCKETS)
+        index = int(at // BUCKET_SECONDS)
+        if not buckets or buckets[-1].index < index:
+            buckets.append(_Bucket(index))
+            self._trim(buckets, now)
+            buckets[-1].add(value)
+            return
+        for bucket in reversed(buckets):  # late sample: usually the last bucket
+            if bucket.index == index:
+                bucket.add(value)
+                return
+            if bucket.index < index:
+                break
+        # A late sample for a bucket that does not exist yet: insert it in order.
+        self._trim(buckets, now)
+        if len(buckets) == buckets.maxlen:
+            return  # not reached by in-window samples; keeps memory bounded regardless
+        new = _Bucket(index)
+        new.add(value)
+        buckets.insert(next(i for i, b in enumerate(buckets) if b.index > index), new)
+
+    @staticmethod
+    def _trim(buckets: deque[_Bucket], now: float) -> None:
+        first = int((now - WINDOW_SECONDS) // BUCKET_SECONDS)
+        while buckets and buckets[0].index < first:
+            buckets.popleft()
+
+    def prune(self, now: float) -> None:
+        for rendition in list(self._by_rendition):
+            buckets = self._by_rendition[rendition]
+            self._trim(buckets, now)
+            if not buckets:
+                del self._by_rendition[rendition]
+
+    def to_json(self, now: float) -> Json:
+        """Aligned series for a chart: one shared time axis, None where a rendition has no data."""
+        self.prune(now)
+        indexes = sorted({b.index for buckets in self._by_rendition.values() for b in buckets})
+        position = {index: i for i, index in enumerate(indexes)}
+        series = []
+        for rendition, buckets in self._by_rendition.items():
+            count: list[int | None] = [None] * len(indexes)
+            mean: list[float | None] = [None] * len(indexes)
+            peak: list[float | None] = [None] * len(indexes)
+            for b in buckets:
+                i = position[b.index]
+                count[i], mean[i], peak[i] = b.count, _num(b.total / b.count), _num(b.max)
+            series.append({"rendition": rendition, "count": count, "mean": mean, "max": peak})
+        return {
+            "bucket_seconds": BUCKET_SECONDS,
+            "window_seconds": WINDOW_SECONDS,
+            "t": [index * BUCKET_SECONDS for index in indexes],
+            "series": series,
+        }
+
+
+class _Stream:
+    def __init__(self, labels: StreamLabels, now: float) -> None:
+        self.labels = labels
+        self.state: StreamState = "idle"
+        self.state_since = now
+        self.ingest: str | None = None  # masked by the session
+        self.playback: str | None = None  # masked by the session
+        self.duration_seconds: float | None = None
+        self.current: _Session | None = None
+        self.sessions: deque[_Session] = deque(maxlen=MAX_SESSIONS)
+        self.renditions: dict[str, _Rendition] = {}
+        self.latency = _LatencySeries()
+        self.errors: deque[_Error] = deque(maxlen=MAX_ERRORS)
+
+    def set_state(self, state: StreamState, at: float) -> None:
+        if state != self.state:
+            self.state, self.state_since = state, at
+
+    def start(self, session_id: str, at: float) -> _Session:
+        session = _Session(session_id, at)
+        self.current = session
+        self.sessions.append(session)
+        self.renditions.clear()
+        self.set_state("publishing", at)
+        return session
+
+    def session(self, session_id: str, at: float) -> _Session:
+        """The session an event belongs to; an unknown one (start missed) becomes current."""
+        if self.current is not None and self.current.session_id == session_id:
+            return self.current
+        for session in self.sessions:
+            if session.session_id == session_id:
+                return session
+        if self.current is not None and at < self.current.started_at:
+            return _Session(session_id, at)  # a late event of a forgotten session: not kept
+        return self.start(session_id, at)
+
+    def rendition(self, name: str) -> _Rendition | None:
+        found = self.renditions.get(name)
+        if found is None and len(self.renditions) < MAX_RENDITIONS:
+            found = self.renditions[name] = _Rendition(name)
+        return found
+
+    def last_ended(self) -> _Session | None:
+        return next((s for s in reversed(self.sessions) if s.ended_at is not None), None)
+
+    def summary(self, now: float) -> Json:
+        current, last = self.current, self.last_ended()
+        running = current is not None and current.ended_at is None
+        elapsed = None
+        if current is not None:
+            elapsed = (current.ended_at if current.ended_at is not None else now) - (
+                current.started_at
+            )
+        return {
+            "name": self.labels.stream,
+            "state": self.state,
+            "state_since": _num(self.state_since),
+            "ingest_region": self.labels.ingest_region,
+            "playback_region": self.labels.playback_region,
+            "session_id": current.session_id if current else None,
+            "session_started_at": _num(current.started_at) if current else None,
+            "session_ended_at": _num(current.ended_at) if current else None,
+            "running": running,
+            "elapsed_seconds": _num(elapsed, 1),
+            "last_outcome": last.outcome if last else None,
+            "last_ended_at": _num(last.ended_at) if last else None,
+            "last_startup_latency_seconds": _num(last.startup_latency_seconds) if last else None,
+            "renditions": [r.to_json(now) for r in self.renditions.values()],
+            "error_count": len(self.errors),
+        }
+
+    def detail(self, now: float) -> Json:
+        return {
+            **self.summary(now),
+            "now": _num(now),
+            "ingest": self.ingest,
+            "playback": self.playback,
+            "duration_seconds": _num(self.duration_seconds),
+            "sessions": self.sessions_json(),
+            "latency": self.latency.to_json(now),
+            "errors": [e.to_json() for e in reversed(self.errors)],
+        }
+
+    def sessions_json(self) -> list[Json]:
+        return [s.to_json() for s in reversed(self.sessions)]
+
+
+class StatusStore:
+    """Event sink keeping, per stream, what the status page shows. Memory is bounded."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._streams: dict[str, _Stream] = {}
+        self._listeners: list[Callable[[str], None]] = []
+
+    # -- writing -----------------------------------------------------------------------
+
+    def register_stream(self, labels: StreamLabels) -> None:
+        """Show a configured stream (state "idle") before its first session."""
+        if self._stream(labels) is not None:
+            self._notify(labels.stream)
+
+    def handle(self, event: Event) -> None:
+        stream = self._stream(event.labels)
+        if stream is None:
+            return
+        self._apply(stream, event)
+        self._notify(event.labels.stream)
+
+    def _stream(self, labels: StreamLabels) -> _Stream | None:
+        stream = self._streams.get(labels.stream)
+        if stream is None:
+            if len(self._streams) >= MAX_STREAMS:
+                _log.warning("status page: too many streams, not showing %r", labels.stream)
+                return None
+            stream = self._streams[labels.stream] = _Stream(labels, self._clock())
+        stream.labels = labels  # regions as of the latest event
+        return stream
+
+    def _apply(self, stream: _Stream, event: Event) -> None:
+        if isinstance(event, SessionStarted):
+            stream.start(event.session_id, event.at)
+            stream.ingest, stream.playback = event.ingest, event.playback
+            stream.duration_seconds = event.duration_seconds
+            return
+        at = event.listed_at if isinstance(event, SegmentObserved) else event.at
+        session = stream.session(event.session_id, at)
+        is_current = session is stream.current
+        if isinstance(event, PublishConnected):
+            if is_current and stream.state == "publishing":
+                stream.set_state("waiting", event.at)
+        elif isinstance(event, RenditionDiscovered):
+            rendition = stream.rendition(_clip(event.rendition)) if is_current else None
+            if rendition is not None:
+                rendition.resolution = _opt_clip(event.resolution) or rendition.resolution
+                rendition.codecs = _opt_clip(event.codecs) or rendition.codecs
+                rendition.bandwidth = event.bandwidth
+        elif isinstance(event, FirstSegment):
+            if session.startup_latency_seconds is None:
+                session.startup_latency_seconds = event.startup_latency_seconds
+            if is_current and stream.state in ("publishing", "waiting"):
+                stream.set_state("playing", event.at)
+        elif isinstance(event, SegmentObserved):
+            self._segment(stream, event, is_current)
+        elif isinstance(event, CheckFailed):
+            session.add_kind(event.kind)
+            stream.errors.append(
+                _Error(
+                    at=event.at,
+                    kind=_clip(event.kind),
+                    rendition=_opt_clip(event.rendition),
+                    detail=_clip(event.detail, MAX_DETAIL),
+                    session_id=event.session_id,
+                )
+            )
+        elif isinstance(event, SessionEnded):
+            session.ended_at, session.outcome = event.at, event.outcome
+            if event.startup_latency_seconds is not None:
+                session.startup_latency_seconds = event.startup_latency_seconds
+            for kind in event.failed_kinds:
+                session.add_kind(kind)
+            if is_current:
+                stream.set_state("failed" if event.outcome == "failure" else "grace", event.at)
+
+    def _segment(self, stream: _Stream, event: SegmentObserved, is_current: bool) -> None:
+        name = _clip(event.rendition)
+        latency = event.segment_latency_seconds
+        if latency is not None:
+            stream.latency.add(name, event.downloaded_at, latency, self._clock())
+        rendition = stream.rendition(name) if is_current else None
+        if rendition is None:
+            return
+        rendition.resolution = _opt_clip(event.resolution) or rendition.resolution
+        rendition.video_codec = _opt_clip(event.video_codec) or rendition.video_codec
+        rendition.segments += 1
+        if rendition.last_segment_at is None or event.downloaded_at >= rendition.last_segment_at:
+            rendition.last_segment_at = event.downloaded_at
+            rendition.last_segment_latency_seconds = latency
+
+    # -- change notices ------------------------------------------------------------------
+
+    def subscribe(self, listener: Callable[[str], None]) -> Callable[[], None]:
+        """Call `listener(stream_name)` after every change; returns the unsubscribe function."""
+        self._listeners.append(listener)
+
+        def unsubscribe() -> None:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+        return unsubscribe
+
+    @property
+    def listener_count(self) -> int:
+        return len(self._listeners)
+
+    def _notify(self, name: str) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(name)
+            except Exception:
+                _log.exception("status page listener failed")
+
+    # -- reading (JSON-ready) ------------------------------------------------------------
+
+    def now(self) -> float:
+        return self._clock()
+
+    def streams(self) -> list[Json]:
+        now = self._clock()
+        return [s.summary(now) for s in self._streams.values()]
+
+    def stream(self, name: str) -> Json | None:
+        stream = self._streams.get(name)
+        return None if stream is None else stream.detail(self._clock())
+
+    def sessions(self, name: str) -> list[Json] | None:
+        stream = self._streams.get(name)
+        return None if stream is None else stream.sessions_json()
+
+
+# -- HTTP --------------------------------------------------------------------------------
+
+SSE_MIN_INTERVAL_SECONDS = 0.5  # at most 2 change notices per second per client
+SSE_HEARTBEAT_SECONDS = 15.0
+SSE_LIVENESS_SECONDS = 1.0  # how often an idle feed checks that its client is still there
+
+_COMMON_HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
+_PAGE_HEADERS = {
+    **_COMMON_HEADERS,
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+        "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "Cache-Control": "no-cache",
+}
+_CONTENT_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class _Asset:
+    body: bytes
+    content_type: str
+    etag: str
+
+
+def _content_type(name: str) -> str:
+    suffix = name[name.rfind(".") :] if "." in name else ""
+    return _CONTENT_TYPES.get(suffix, "text/plain; charset=utf-8")
+
+
+def _load_assets() -> dict[str, _Asset]:
+    """All files under the package's static/ folder, read once (works from a wheel too)."""
+    assets: dict[str, _Asset] = {}
+
+    def walk(node: Traversable, prefix: str) -> None:
+        for child in node.iterdir():
+            if child.name.startswith((".", "__")):
+                continue
+            if child.is_dir():
+                walk(child, f"{prefix}{child.name}/")
+            elif child.is_file():
+                body = child.read_bytes()
+                etag = '"' + hashlib.sha256(body).hexdigest()[:20] + '"'
+                assets[prefix + child.name] = _Asset(body, _content_type(child.name), etag)
+
+    walk(resources.files(__package__ or "streamer.web") / "static", "")
+    return assets
+
+
+class _FeedClient:
+    """One SSE client: the streams changed since its last notice, and a wake-up."""
+
+    def __init__(self) -> None:
+        self.pending: set[str] = set()  # at most one entry per stream
+        self.closed = False
+        self.wakeup = asyncio.Event()
+
+    def notify(self, name: str) -> None:
+        self.pending.add(name)
+        self.wakeup.set()
+
+    def close(self) -> None:
+        self.closed = True
+        self.wakeup.set()
+
+
+def _sse(event: str, data: Json) -> bytes:
+    return f"event: {event}\ndata: {json.dumps(data)}\n\n".encode()
+
+
+def _json(data: object, status: int = 200) -> web.Response:
+    return web.json_response(
+        data, status=status, headers={**_COMMON_HEADERS, "Cache-Control": "no-store"}
+    )
+
+
+class _StatusRoutes:
+    def __init__(self, store: StatusStore) -> None:
+        self.store = store
+        self.assets = _load_assets()
+        self.clients: set[_FeedClient] = set()
+
+    async def page(self, request: web.Request) -> web.StreamResponse:
+        return self._asset(request, self.assets["index.html"], _PAGE_HEADERS)
+
+    async def static(self, request: web.Request) -> web.StreamResponse:
+        asset = self.assets.get(request.match_info["path"])
+        if asset is None:
+            raise web.HTTPNotFound(text="not found", headers=_COMMON_HEADERS)
+        return self._asset(request, asset, {**_COMMON_HEADERS, "Cache-Control": "no-cache"})
+
+    @staticmethod
+    def _asset(request: web.Request, asset: _Asset, headers: dict[str, str]) -> web.Response:
+        headers = {**headers, "ETag": asset.etag}
+        if request.headers.get("If-None-Match") == asset.etag:
+            return web.Response(status=304, headers=headers)
+        headers["Content-Type"] = asset.content_type
+        return web.Response(body=asset.body, headers=headers)
+
+    async def list_streams(self, request: web.Request) -> web.Response:
+        return _json({"now": _num(self.store.now()), "streams": self.store.streams()})
+
+    async def stream(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        detail = self.store.stream(name)
+        if detail is None:
+            return _json({"error": "unknown stream", "name": name}, status=404)
+        return _json(detail)
+
+    async def sessions(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        sessions = self.store.sessions(name)
+        if sessions is None:
+            return _json({"error": "unknown stream", "name": name}, status=404)
+        return _json({"name": name, "now": _num(self.store.now()), "sessions": sessions})
+
+    async def events(self, request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(
+            headers={
+                **_COMMON_HEADERS,
+                "Content-Type": "text/event-stream",
+                "Cache-Control": "no-store",
+                "X-Accel-Buffering": "no",
+            }
+        )
+        await response.prepare(request)
+        client = _FeedClient()
+        unsubscribe = self.store.subscribe(client.notify)
+        self.clients.add(client)
+        loop = asyncio.get_running_loop()
+        try:
+            await response.write(b"retry: 2000\n\n")
+            last_write = loop.time()
+            while not client.closed:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(client.wakeup.wait(), SSE_LIVENESS_SECONDS)
+                client.wakeup.clear()
+                transport = request.transport
+                if client.closed or transport is None or transport.is_closing():
+                    break
+                if client.pending:
+                    changed, client.pending = sorted(client.pending), set()
+                    await response.write(_sse("changed", {"streams": changed}))
+                    last_write = loop.time()
+                    await asyncio.sleep(SSE_MIN_INTERVAL_SECONDS)
+                elif loop.time() - last_write >= SSE_HEARTBEAT_SECONDS:
+                    await response.write(b": ping\n\n")
+                    last_write = loop.time()
+        except ConnectionResetError:
+            pass  # the client went away mid-write
+        finally:
+            unsubscribe()
+            self.clients.discard(client)
+        return response
+
+    async def on_shutdown(self, app: web.Application) -> None:
+        for client in list(self.clients):
+            client.close()
+
+
+def add_status_routes(app: web.Application, store: StatusStore) -> None:
+    """Mount the status page, its assets, the JSON API and the SSE feed on `app`."""
+    routes = _StatusRoutes(store)
+    app.router.add_get("/", routes.page)
+    app.router.add_get("/static/{path:.+}", routes.static)
+    app.router.add_get("/api/streams", routes.list_streams)
+    app.router.add_get("/api/streams/{name}", routes.stream)
+    app.router.add_get("/api/streams/{name}/sessions", routes.sessions)
+    app.router.add_get("/api/events", routes.events)
+    app.on_shutdown.append(routes.on_shutdown)

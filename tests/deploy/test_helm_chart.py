@@ -1,0 +1,627 @@
+"""The Helm chart, linted and rendered by Helm's own Go SDK (PyPI helm-python-sdk), every
+rendered object validated against the Kubernetes API schemas (kubernetes-validate)."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import helm_python as helm
+import kubernetes_validate
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "deploy" / "helm" / "streamer"
+CI_VALUES = CHART / "ci" / "two-streams-values.yaml"
+KUBE_VERSION = "1.33.0"  # a version whose schemas kubernetes-validate ships
+RELEASE = "mon"
+NAMESPACE = "monitoring"
+
+LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+TEST_LABELS = (
+    "test.livepeer.io/name",
+    "test.livepeer.io/duration",
+    "test.livepeer.io/injest_region",
+    "test.livepeer.io/playback_region",
+)
+
+Obj = dict[str, Any]
+
+
+def ci_values() -> dict[str, Any]:
+    values: dict[str, Any] = yaml.safe_load(CI_VALUES.read_text())
+    return values
+
+
+def render(values: dict[str, Any]) -> tuple[list[Obj], dict[str, str]]:
+    """(objects, {template path: rendered text})."""
+    with helm.Chart.load(CHART) as chart:
+        manifests = chart.render(values, name=RELEASE, namespace=NAMESPACE, is_install=True)
+    objects: list[Obj] = []
+    for path, text in manifests.items():
+        if path.endswith("NOTES.txt"):
+            continue
+        objects.extend(doc for doc in yaml.safe_load_all(text) if doc)
+    return objects, manifests
+
+
+def of_kind(objects: list[Obj], kind: str) -> list[Obj]:
+    return [o for o in objects if o["kind"] == kind]
+
+
+def by_name(objects: list[Obj], kind: str, name: str) -> Obj:
+    matches = [o for o in of_kind(objects, kind) if o["metadata"]["name"] == name]
+    assert len(matches) == 1, f"{kind}/{name}: {len(matches)} objects"
+    return matches[0]
+
+
+def container(deployment: Obj) -> Obj:
+    containers: list[Obj] = deployment["spec"]["template"]["spec"]["containers"]
+    assert len(containers) == 1
+    return containers[0]
+
+
+def env_of(deployment: Obj) -> dict[str, Obj]:
+    return {e["name"]: e for e in container(deployment)["env"]}
+
+
+def secret_value(objects: list[Obj], name: str, key: str) -> str:
+    secret = by_name(objects, "Secret", name)
+    return base64.b64decode(secret["data"][key]).decode()
+
+
+def walk_strings(node: Any) -> Iterator[str]:
+    if isinstance(node, str):
+        yield node
+    elif isinstance(node, dict):
+        for k, v in node.items():
+            yield str(k)
+            yield from walk_strings(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from walk_strings(v)
+
+
+@pytest.fixture(scope="module")
+def rendered() -> tuple[list[Obj], dict[str, str]]:
+    return render(ci_values())
+
+
+# --- lint ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("values_file", [None, CI_VALUES], ids=["defaults", "two-streams"])
+def test_chart_lints_clean(values_file: Path | None) -> None:
+    values = yaml.safe_load(values_file.read_text()) if values_file else None
+    report = helm.lint(CHART, values, strict=True, namespace=NAMESPACE, kube_version="v1.33.0")
+    assert report["total_charts_linted"] == 1
+    assert report["errors"] == []
+    # severity 2 = warning, 3 = error; only infos (like "icon is recommended") may remain.
+    assert [m for m in report["messages"] if m["severity"] >= 2] == []
+
+
+def test_chart_with_no_streams_deploys_nothing_but_explains() -> None:
+    objects, manifests = render({})
+    assert objects == []
+    assert "No streams configured" in manifests["streamer/templates/NOTES.txt"]
+
+
+# --- the two-streams example ----------------------------------------------------------------
+
+
+def test_one_deployment_per_stream(rendered: tuple[list[Obj], dict[str, str]]) -> None:
+    objects, _ = rendered
+    deployments = of_kind(objects, "Deployment")
+    assert sorted(d["metadata"]["name"] for d in deployments) == [
+        "mon-streamer-frankfurt-nyc-720p-ladder",
+        "mon-streamer-sao-paulo",
+    ]
+    for d in deployments:
+        assert DNS_LABEL.match(d["metadata"]["name"])
+        assert d["spec"]["replicas"] == 1
+        # Never two publishers on one stream key, not even during a rollout.
+        assert d["spec"]["strategy"]["type"] == "Recreate"
+
+
+def test_pod_labels_identify_the_stream(rendered: tuple[list[Obj], dict[str, str]]) -> None:
+    objects, _ = rendered
+    expected = {
+        "mon-streamer-frankfurt-nyc-720p-ladder": {
+            "test.livepeer.io/name": "Frankfurt-NYC-720p-ladder",
+            "test.livepeer.io/duration": "2m",
+            "test.livepeer.io/injest_region": "fra",
+            "test.livepeer.io/playback_region": "nyc",
+        },
+        "mon-streamer-sao-paulo": {
+            "test.livepeer.io/name": "sao-paulo",
+            "test.livepeer.io/duration": "90",
+            # ingest_region (the corrected spelling) is accepted too.
+            "test.livepeer.io/injest_region": "sao",
+            "test.livepeer.io/playback_region": "sao",
+        },
+    }
+    for name, test_labels in expected.items():
+        d = by_name(objects, "Deployment", name)
+        pod_labels = d["spec"]["template"]["metadata"]["labels"]
+        for key, value in test_labels.items():
+            assert pod_labels[key] == value
+        assert pod_labels["app.kubernetes.io/name"] == "streamer"
+        assert pod_labels["app.kubernetes.io/instance"] == RELEASE
+        assert pod_labels["app.kubernetes.io/managed-by"] == "Helm"
+        assert "app.kubernetes.io/version" in pod_labels
+        selector = d["spec"]["selector"]["matchLabels"]
+        assert selector.items() <= pod_labels.items()
+        for value in pod_labels.values():
+            assert len(value) <= 63 and LABEL_VALUE.match(value), value
+
+
+def test_pods_are_annotated_for_prometheus(rendered: tuple[list[Obj], dict[str, str]]) -> None:
+    objects, _ = rendered
+    for d in of_kind(objects, "Deployment"):
+        annotations = d["spec"]["template"]["metadata"]["annotations"]
+        assert annotations["prometheus.io/scrape"] == "true"
+        assert annotations["prometheus.io/port"] == "9090"
+        assert annotations["prometheus.io/path"] == "/metrics"
+        ports = container(d)["ports"]
+        assert {"name": "metrics", "containerPort": 9090, "protocol": "TCP"} in ports
+
+
+def test_urls_reach_the_pod_from_the_secret(rendered: tuple[list[Obj], dict[str, str]]) -> None:
+    objects, _ = rendered
+    streams = {s["name"]: s for s in ci_values()["streams"]}
+    cases = {
+        "mon-streamer-frankfurt-nyc-720p-ladder": streams["Frankfurt -> NYC (720p ladder)"],
+        "mon-streamer-sao-paulo": streams["sao-paulo"],
+    }
+    for name, stream in cases.items():
+        d = by_name(objects, "Deployment", name)
+        env = env_of(d)
+        for var, url in (
+            ("INJEST_URL", stream.get("injest_url") or stream.get("ingest_url")),
+            ("PLAYBACK_URL", stream["playback_url"]),
+        ):
+            assert "value" not in env[var]
+            ref = env[var]["valueFrom"]["secretKeyRef"]
+            assert secret_value(objects, ref["name"], ref["key"]) == url
+        # The monitor reads its stream from the ConfigMap, which names the env vars only.
+        assert env["STREAMER_CONFIG"]["value"] == "/etc/streamer/streams.yaml"
+        mounts = {m["name"]: m for m in container(d)["volumeMounts"]}
+        assert mounts["config"]["mountPath"] == "/etc/streamer"
+        volumes = {v["name"]: v for v in d["spec"]["template"]["spec"]["volumes"]}
+        config_map = by_name(objects, "ConfigMap", volumes["config"]["configMap"]["name"])
+        config = yaml.safe_load(config_map["data"]["streams.yaml"])
+        [entry] = config["streams"]
+        assert entry["name"] == stream["name"]
+        assert entry["injest_url"] == "${INJEST_URL}"
+        assert entry["playback_url"] == "${PLAYBACK_URL}"
+        assert str(entry["duration"]) == str(stream["duration"])
+        assert entry["injest_region"] == stream.get("injest_region", stream.get("ingest_region"))
+        assert entry["playback_region"] == stream["playback_region"]
+    # Optional per-stream settings pass through; defaults fill the rest.
+    fra = yaml.safe_load(
+        by_name(objects, "ConfigMap", "mon-streamer-frankfurt-nyc-720p-ladder")["data"][
+            "streams.yaml"
+        ]
+    )["streams"][0]
+    assert fra["grace_period"] == "30s"
+    assert fra["expected_renditions"] == 3
+    assert fra["startup_timeout"] == "45s"
+    assert fra["checks"] == {
+        "segment_latency": {"enabled": True, "max_seconds": 15},
+        "frame_drop": {"enabled": False},
+    }
+    sao = yaml.safe_load(
+        by_name(objects, "ConfigMap", "mon-streamer-sao-paulo")["data"]["streams.yaml"]
+    )["streams"][0]
+    assert sao["grace_period"] == "60s"
+    assert "checks" not in sao
+
+
+def test_notifier_secret_and_settings(rendered: tuple[list[Obj], dict[str, str]]) -> None:
+    objects, _ = rendered
+    for d in of_kind(objects, "Deployment"):
+        env = env_of(d)
+        ref = env["DISCORD_WEBHOOK_URL"]["valueFrom"]["secretKeyRef"]
+        assert (
+            secret_value(objects, ref["name"], ref["key"])
+            == (ci_values()["notifications"]["discordWebhookUrl"])
+        )
+        assert env["DASHBOARD_URL"]["value"] == "https://grafana.example.test/d/streamer"
+        assert env["ALERT_AFTER_FAILURES"]["value"] == "2"
+        assert "SLACK_WEBHOOK_URL" not in env  # not configured: not set
+
+
+def test_no_secret_in_plain_text_outside_secret_data(
+    rendered: tuple[list[Obj], dict[str, str]],
+) -> None:
+    objects, manifests = rendered
+    values = ci_values()
+    secrets: list[str] = []
+    for stream in values["streams"]:
+        for key in ("injest_url", "ingest_url", "playback_url"):
+            if key in stream:
+                url = stream[key]
+                secrets.append(url)
+                secrets.append(url.rstrip("/").split("/")[-1])  # the stream key / index
+                secrets.append(url.rstrip("/").split("/")[-2])  # the key / playback id
+    webhook = values["notifications"]["discordWebhookUrl"]
+    secrets += [webhook, webhook.split("/")[-1]]
+    secrets = [s for s in set(secrets) if len(s) >= 8 and s != "index.m3u8"]
+    assert len(secrets) >= 8
+    encoded = [base64.b64encode(s.encode()).decode() for s in secrets]
+
+    # Outside a Secret's data nothing carries them, plain or base64, not even NOTES.txt.
+    for obj in objects:
+        visible = copy.deepcopy(obj)
+        if obj["kind"] == "Secret":
+            visible.pop("data", None)
+            visible.pop("stringData", None)
+        text = yaml.safe_dump(visible)
+        for s in secrets + encoded:
+            assert s not in text, f"{obj['kind']}/{obj['metadata']['name']} exposes {s!r}"
+    notes = manifests["streamer/templates/NOTES.txt"]
+    for s in secrets:
+        assert s not in notes
+    # Even the Secrets hold them only base64-encoded: `helm template` output in CI logs
+    # shows no stream key.
+    for obj in of_kind(objects, "Secret"):
+        for s in secrets:
+            assert s not in yaml.safe_dump(obj)
+    # And the values did reach a Secret.
+    decoded = {
+        base64.b64decode(v).decode()
+        for obj in of_kind(objects, "Secret")
+        for v in obj.get("data", {}).values()
+    }
+    assert {values["streams"][0]["injest_url"], webhook} <= decoded
+
+
+def test_pod_hardening(rendered: tuple[list[Obj], dict[str, str]]) -> None:
+    objects, _ = rendered
+    for d in of_kind(objects, "Deployment"):
+        pod = d["spec"]["template"]["spec"]
+        c = container(d)
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert pod["securityContext"]["runAsUser"] != 0
+        assert pod["automountServiceAccountToken"] is False
+        sc = c["securityContext"]
+        assert sc["readOnlyRootFilesystem"] is True
+        assert sc["allowPrivilegeEscalation"] is False
+        assert sc["capabilities"]["drop"] == ["ALL"]
+        assert sc["runAsNonRoot"] is True
+        # The only writable places: the clip cache and /tmp, both emptyDirs.
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
+        assert "emptyDir" in volumes[mounts["/cache"]]
+        assert "emptyDir" in volumes[mounts["/tmp"]]
+        assert env_of(d)["STREAMER_CACHE_DIR"]["value"] == "/cache"
+        assert env_of(d)["METRICS_ADDR"]["value"] == "0.0.0.0:9090"
+        assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+        assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
+        assert c["startupProbe"]["httpGet"]["path"] == "/healthz"
+        assert c["resources"]["requests"] and c["resources"]["limits"]["memory"]
+        assert c["args"] == ["monitor"]
+
+
+def test_scheduling_values_reach_the_pods() -> None:
+    values = ci_values()
+    values["nodeSelector"] = {"pool": "monitoring"}
+    values["tolerations"] = [{"key": "dedicated", "operator": "Exists", "effect": "NoSchedule"}]
+    values["affinity"] = {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [
+                    {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a"]}]}
+                ]
+            }
+        }
+    }
+    values["streams"][1]["nodeSelector"] = {"pool": "sao"}
+    values["streams"][1]["resources"] = {"requests": {"cpu": "250m"}}
+    objects, _ = render(values)
+    fra = by_name(objects, "Deployment", "mon-streamer-frankfurt-nyc-720p-ladder")
+    sao = by_name(objects, "Deployment", "mon-streamer-sao-paulo")
+    assert fra["spec"]["template"]["spec"]["nodeSelector"] == {"pool": "monitoring"}
+    assert sao["spec"]["template"]["spec"]["nodeSelector"] == {"pool": "sao"}
+    for d in (fra, sao):
+        assert d["spec"]["template"]["spec"]["tolerations"] == values["tolerations"]
+        assert d["spec"]["template"]["spec"]["affinity"] == values["affinity"]
+    assert container(sao)["resources"] == {"requests": {"cpu": "250m"}}
+    for obj in objects:
+        if obj["kind"] != "ServiceMonitor":
+            kubernetes_validate.validate(obj, KUBE_VERSION, strict=True)
+
+
+def test_service_monitor_selects_the_metrics_service(
+    rendered: tuple[list[Obj], dict[str, str]],
+) -> None:
+    objects, _ = rendered
+    [monitor] = of_kind(objects, "ServiceMonitor")
+    [service] = of_kind(objects, "Service")
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    assert monitor["metadata"]["labels"]["release"] == "prometheus"
+    assert (
+        monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    )
+    assert monitor["spec"]["namespaceSelector"] == {"matchNames": [NAMESPACE]}
+    [endpoint] = monitor["spec"]["endpoints"]
+    assert endpoint["port"] in {p["name"] for p in service["spec"]["ports"]}
+    assert endpoint["path"] == "/metrics"
+    assert set(monitor["spec"]["podTargetLabels"]) == set(TEST_LABELS)
+    # job label "streamer", as the alert rules expect (up{job="streamer"}).
+    assert service["metadata"]["labels"][monitor["spec"]["jobLabel"]] == "streamer"
+    assert service["spec"]["clusterIP"] == "None"
+    for d in of_kind(objects, "Deployment"):
+        pod_labels = d["spec"]["template"]["metadata"]["labels"]
+        assert service["spec"]["selector"].items() <= pod_labels.items()
+
+
+def test_service_monitor_is_optional() -> None:
+    values = ci_values()
+    values["serviceMonitor"]["enabled"] = False
+    objects, _ = render(values)
+    assert of_kind(objects, "ServiceMonitor") == []
+    assert of_kind(objects, "Service") == []
+    assert len(of_kind(objects, "Deployment")) == 2
+
+
+def test_every_object_is_valid_kubernetes(rendered: tuple[list[Obj], dict[str, str]]) -> None:
+    objects, _ = rendered
+    kinds = sorted(o["kind"] for o in objects)
+    assert kinds == [
+        "ConfigMap",
+        "ConfigMap",
+        "Deployment",
+        "Deployment",
+        "Secret",
+        "Secret",
+        "Secret",
+        "Service",
+        "ServiceAccount",
+        "ServiceMonitor",
+    ]
+    for obj in objects:
+        if obj["kind"] == "ServiceMonitor":
+            continue  # a CRD: no schema shipped; checked field by field above
+        kubernetes_validate.validate(obj, KUBE_VERSION, strict=True)
+        assert DNS_LABEL.match(obj["metadata"]["name"]), obj["metadata"]["name"]
+        for value in obj["metadata"].get("labels", {}).values():
+            assert len(value) <= 63 and LABEL_VALUE.match(value)
+
+
+def test_invalid_object_is_caught_by_the_validator(
+    rendered: tuple[list[Obj], dict[str, str]],
+) -> None:
+    # The validator itself must be able to fail (strict: unknown fields are errors).
+    objects, _ = rendered
+    broken = copy.deepcopy(of_kind(objects, "Deployment")[0])
+    broken["spec"]["template"]["spec"]["containers"][0]["livenessProbe"]["httpGett"] = {}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(broken, KUBE_VERSION, strict=True)
+
+
+# --- label sanitising, names ---------------------------------------------------------------
+
+
+def test_awkward_names_and_regions_become_valid_labels() -> None:
+    long_region = "region/" + "x" * 80
+    values = {
+        "streams": [
+            {
+                "name": "  ..Ünïcode & spaces / slashes -- and a tail that is much too long "
+                "for any label value at all..",
+                "duration": "1m30s",
+                "injest_region": "-eu west-",
+                "playback_region": long_region,
+                "injest_url": "rtmp://i.example.test/live/abcdefgh",
+                "playback_url": "https://p.example.test/hls/abcdefgh/index.m3u8",
+            }
+        ]
+    }
+    objects, _ = render(values)
+    [d] = of_kind(objects, "Deployment")
+    labels = d["spec"]["template"]["metadata"]["labels"]
+    for key in TEST_LABELS:
+        value = labels[key]
+        assert 0 < len(value) <= 63 and LABEL_VALUE.match(value), (key, value)
+    assert labels["test.livepeer.io/injest_region"] == "eu-west"
+    assert labels["test.livepeer.io/duration"] == "1m30s"
+    assert len(d["metadata"]["name"]) <= 63 and DNS_LABEL.match(d["metadata"]["name"])
+    for obj in objects:
+        kubernetes_validate.validate(obj, KUBE_VERSION, strict=True)
+
+
+def test_streams_whose_names_collide_are_refused() -> None:
+    values = ci_values()
+    values["streams"][1]["name"] = "FRANKFURT nyc 720P ladder"
+    with pytest.raises(helm.HelmRenderError, match="same object name"):
+        render(values)
+
+
+# --- Livepeer API mode ---------------------------------------------------------------------
+
+
+def livepeer_stream(**extra: Any) -> dict[str, Any]:
+    return {
+        "name": "studio",
+        "duration": "2m",
+        "injest_region": "auto",
+        "playback_region": "auto",
+        "livepeer": {
+            "api_url": "https://api.example.test/api",
+            "profiles": [{"name": "720p", "width": 1280, "height": 720, "bitrate": 2000000}],
+            "playback_policy": "jwt",
+            "record": False,
+            **extra,
+        },
+    }
+
+
+def test_livepeer_api_mode_takes_the_key_from_the_charts_secret() -> None:
+    api_key = "lp-api-key-0123456789abcdef"
+    signing_key = "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIabc\n-----END EC PRIVATE KEY-----\n"
+    objects, manifests = render(
+        {
+            "streams": [livepeer_stream()],
+            "livepeer": {"apiKey": api_key, "signingKey": signing_key, "signingKeyId": "kid-1"},
+        }
+    )
+    [d] = of_kind(objects, "Deployment")
+    env = env_of(d)
+    assert "INJEST_URL" not in env and "PLAYBACK_URL" not in env
+    ref = env["LIVEPEER_API_KEY"]["valueFrom"]["secretKeyRef"]
+    assert secret_value(objects, ref["name"], ref["key"]) == api_key
+    ref = env["LIVEPEER_SIGNING_KEY"]["valueFrom"]["secretKeyRef"]
+    assert secret_value(objects, ref["name"], ref["key"]) == signing_key
+    assert env["LIVEPEER_SIGNING_KEY_ID"]["value"] == "kid-1"
+    [config_map] = of_kind(objects, "ConfigMap")
+    [entry] = yaml.safe_load(config_map["data"]["streams.yaml"])["streams"]
+    assert entry["livepeer"] == {
+        "api_url": "https://api.example.test/api",
+        "profiles": [{"name": "720p", "width": 1280, "height": 720, "bitrate": 2000000}],
+        "playback_policy": "jwt",
+        "record": False,
+    }
+    assert "injest_url" not in entry
+    for obj in objects:
+        kubernetes_validate.validate(obj, KUBE_VERSION, strict=True)
+        if obj["kind"] != "Secret":
+            text = yaml.safe_dump(obj)
+            assert api_key not in text and "MHcCAQEEIabc" not in text
+    assert api_key not in "".join(manifests.values())
+
+
+def test_livepeer_api_mode_with_an_existing_secret() -> None:
+    objects, _ = render(
+        {
+            "streams": [
+                livepeer_stream(existingSecret="studio-keys", existingSecretKey="api-key"),
+                {**livepeer_stream(), "name": "studio-2"},
+            ],
+            "livepeer": {"existingSecret": "shared-keys"},
+        }
+    )
+    assert of_kind(objects, "Secret") == []
+    refs = {
+        d["metadata"]["name"]: env_of(d)["LIVEPEER_API_KEY"]["valueFrom"]["secretKeyRef"]
+        for d in of_kind(objects, "Deployment")
+    }
+    assert refs == {
+        "mon-streamer-studio": {"name": "studio-keys", "key": "api-key"},
+        "mon-streamer-studio-2": {"name": "shared-keys", "key": "LIVEPEER_API_KEY"},
+    }
+    [entry] = yaml.safe_load(
+        by_name(objects, "ConfigMap", "mon-streamer-studio")["data"]["streams.yaml"]
+    )["streams"]
+    assert "existingSecret" not in entry["livepeer"]
+
+
+def test_livepeer_api_mode_without_a_key_is_refused() -> None:
+    with pytest.raises(helm.HelmRenderError, match="no API key"):
+        render({"streams": [livepeer_stream()]})
+
+
+def test_urls_from_an_existing_secret() -> None:
+    objects, _ = render(
+        {
+            "streams": [
+                {
+                    "name": "kept-elsewhere",
+                    "duration": "2m",
+                    "injest_region": "eu",
+                    "playback_region": "eu",
+                    "existingSecret": "my-stream-urls",
+                }
+            ]
+        }
+    )
+    assert of_kind(objects, "Secret") == []
+    env = env_of(of_kind(objects, "Deployment")[0])
+    assert env["INJEST_URL"]["valueFrom"]["secretKeyRef"] == {
+        "name": "my-stream-urls",
+        "key": "INJEST_URL",
+    }
+    assert env["PLAYBACK_URL"]["valueFrom"]["secretKeyRef"]["name"] == "my-stream-urls"
+
+
+# --- values schema -------------------------------------------------------------------------
+
+VALID = {
+    "name": "ok",
+    "injest_url": "rtmp://i.example.test/live/key",
+    "playback_url": "https://p.example.test/hls/id/index.m3u8",
+}
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ({"name": "no-ingest", "playback_url": VALID["playback_url"]}, "injest_url"),
+        ({"name": "no-playback", "injest_url": VALID["injest_url"]}, "playback_url"),
+        ({**VALID, "name": ""}, "name"),
+        ({"injest_url": VALID["injest_url"], "playback_url": VALID["playback_url"]}, "name"),
+        ({**VALID, "injest_ulr": "rtmp://typo/live/x"}, "injest_ulr"),
+        ({**VALID, "injest_url": "https://not-rtmp.example.test/x"}, "injest_url"),
+        ({**VALID, "duration": "two minutes"}, "duration"),
+        ({**VALID, "livepeer": {"api_url": "https://a.example.test"}}, "not"),
+        ({"name": "lp", "livepeer": {"playback_policy": "secret"}}, "playback_policy"),
+        ({**VALID, "checks": {"segment_latency": {"enabled": "yes"}}}, "enabled"),
+        ({**VALID, "expected_renditions": ["720p"]}, "expected_renditions"),
+        ({"name": "lp", "livepeer": {"api_key": "x"}}, "api_key"),
+        ({**VALID, "name": "x" * 101}, "name"),
+    ],
+    ids=[
+        "missing-injest_url",
+        "missing-playback_url",
+        "empty-name",
+        "missing-name",
+        "typo",
+        "ingest-not-rtmp",
+        "bad-duration",
+        "livepeer-and-url",
+        "bad-playback-policy",
+        "check-enabled-not-bool",
+        "renditions-not-a-count",
+        "livepeer-unknown-key",
+        "name-too-long",
+    ],
+)
+def test_schema_rejects_bad_stream_entries(entry: dict[str, Any], message: str) -> None:
+    with helm.Chart.load(CHART) as chart:
+        with pytest.raises(helm.HelmValuesError, match=message):
+            chart.validate_schema({"streams": [entry]})
+        with pytest.raises(helm.HelmError):
+            chart.render({"streams": [entry]}, name=RELEASE, namespace=NAMESPACE)
+    report = helm.lint(CHART, {"streams": [entry]}, namespace=NAMESPACE)
+    assert report["errors"], "helm lint must report the bad values"
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        VALID,
+        {**VALID, "injest_url": None, "ingest_url": VALID["injest_url"]},
+        {**VALID, "duration": 120, "grace_period": "1m30s", "expected_renditions": 3},
+        {"name": "secret-urls", "existingSecret": "urls"},
+        {"name": "lp", "livepeer": {"playback_policy": "public"}},
+    ],
+    ids=["original-shape", "ingest-spelling", "numbers", "existing-secret", "livepeer"],
+)
+def test_schema_accepts_good_stream_entries(entry: dict[str, Any]) -> None:
+    entry = {k: v for k, v in entry.items() if v is not None}
+    with helm.Chart.load(CHART) as chart:
+        chart.validate_schema({"streams": [entry]})
+
+
+def test_ci_values_and_defaults_pass_the_schema() -> None:
+    with helm.Chart.load(CHART) as chart:
+        chart.validate_schema(ci_values())
+        chart.validate_schema(None)
+        assert chart.schema is not None
+        assert chart.name == "streamer"
