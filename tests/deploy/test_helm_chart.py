@@ -15,6 +15,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from streamer.config import MonitorConfig, load_file
+
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "deploy" / "helm" / "streamer"
 CI_VALUES = CHART / "ci" / "two-streams-values.yaml"
@@ -625,3 +627,69 @@ def test_ci_values_and_defaults_pass_the_schema() -> None:
         chart.validate_schema(None)
         assert chart.schema is not None
         assert chart.name == "streamer"
+
+
+# --- what the pod sees, read by the monitor's own config loader ------------------------------
+
+
+def pod_environment(objects: list[Obj], deployment: Obj) -> dict[str, str]:
+    """The container's environment as the kubelet would build it from the rendered objects."""
+    env: dict[str, str] = {}
+    for var in container(deployment)["env"]:
+        if "value" in var:
+            env[var["name"]] = var["value"]
+        else:
+            ref = var["valueFrom"]["secretKeyRef"]
+            env[var["name"]] = secret_value(objects, ref["name"], ref["key"])
+    return env
+
+
+def load_pod_config(objects: list[Obj], deployment: Obj, tmp_path: Path) -> MonitorConfig:
+    env = pod_environment(objects, deployment)
+    volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+    config_map = by_name(objects, "ConfigMap", volumes["config"]["configMap"]["name"])
+    path = tmp_path / Path(env["STREAMER_CONFIG"]).name
+    path.write_text(config_map["data"]["streams.yaml"])
+    return load_file(path, env)
+
+
+def test_the_monitor_loads_what_the_chart_renders(
+    rendered: tuple[list[Obj], dict[str, str]], tmp_path: Path
+) -> None:
+    objects, _ = rendered
+    fra = load_pod_config(
+        objects, by_name(objects, "Deployment", "mon-streamer-frankfurt-nyc-720p-ladder"), tmp_path
+    )
+    [stream] = fra.streams
+    values = ci_values()["streams"][0]
+    assert stream.name == values["name"]
+    assert stream.ingest_url == values["injest_url"]
+    assert stream.playback_url == values["playback_url"]
+    assert stream.duration == 120
+    assert stream.grace_period == 30
+    assert stream.startup_timeout == 45
+    assert (stream.ingest_region, stream.playback_region) == ("fra", "nyc")
+    assert stream.expected_renditions == 3
+    assert stream.checks["segment_latency"] == {"enabled": True, "max_seconds": 15}
+    assert fra.metrics_addr == "0.0.0.0:9090"
+
+    sao = load_pod_config(
+        objects, by_name(objects, "Deployment", "mon-streamer-sao-paulo"), tmp_path
+    )
+    [stream] = sao.streams
+    assert stream.ingest_url == ci_values()["streams"][1]["ingest_url"]
+    assert stream.duration == 90
+    assert stream.grace_period == 60
+    assert (stream.ingest_region, stream.playback_region) == ("sao", "sao")
+
+
+def test_the_monitor_loads_a_livepeer_mode_stream(tmp_path: Path) -> None:
+    objects, _ = render({"streams": [livepeer_stream(apiKey="lp-key-123456789")], "livepeer": {}})
+    [deployment] = of_kind(objects, "Deployment")
+    config = load_pod_config(objects, deployment, tmp_path)
+    [stream] = config.streams
+    assert stream.livepeer is not None
+    assert stream.livepeer.api_url == "https://api.example.test/api"
+    assert stream.livepeer.playback_policy == "jwt"
+    assert stream.ingest_url is None
+    assert pod_environment(objects, deployment)["LIVEPEER_API_KEY"] == "lp-key-123456789"

@@ -87,9 +87,12 @@ def ended(
 def play_session(
     sink: EventSink, labels: StreamLabels, sid: str, start: float, *, seconds: float = 60.0,
     renditions: tuple[tuple[str, str], ...] = (("360p", "640x360"), ("144p", "256x144")),
-    base_latency: float = 3.0, end: Outcome | None = "success",
+    base_latency: float = 3.0, end: Outcome | None = "success", clock: Clock | None = None,
 ) -> float:
-    """Feed a whole session (segments every 2 s per rendition); returns its last event time."""
+    """Feed a whole session (segments every 2 s per rendition); returns its last event time.
+
+    With `clock`, it is kept at each segment's time, as if the session ran for real.
+    """
     sink.handle(started(labels, sid, start))
     sink.handle(connected(labels, sid, start + 0.2))
     for name, size in renditions:
@@ -98,6 +101,8 @@ def play_session(
     t = start + 2.4
     sequence = 0
     while t < start + seconds:
+        if clock is not None:
+            clock.now = t
         for i, (name, size) in enumerate(renditions):
             latency = base_latency + 0.4 * i + 0.3 * (sequence % 5)
             sink.handle(segment(labels, sid, t + 0.05 * i, latency, name, sequence, size))

@@ -193,7 +193,9 @@ def test_renditions_share_one_time_axis_with_gaps(store: StatusStore, clock: Clo
 
 def test_latency_keeps_only_the_last_hour(store: StatusStore, clock: Clock) -> None:
     start = clock.now
-    end = play_session(store, ALPHA, "s1", start, seconds=2 * WINDOW_SECONDS, end=None)
+    end = play_session(
+        store, ALPHA, "s1", start, seconds=2 * WINDOW_SECONDS, end=None, clock=clock
+    )
     clock.now = end
     latency = detail(store)["latency"]
     assert len(latency["t"]) <= WINDOW_SECONDS / BUCKET_SECONDS + 1

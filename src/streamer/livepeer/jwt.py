@@ -48,11 +48,9 @@ class PlaybackTokenSigner:
         if public_key_b64 is not None and not _same_public_key(public_key_b64, derived):
             raise SigningKeyError("the public key does not belong to the signing key")
         # Livepeer matches `pub` against the key it registered: keep the given base64 verbatim.
-        self.public_key_b64 = derived
-        if public_key_b64 is not None:
-            given = public_key_b64.strip()
-            is_pem = given.startswith("-----BEGIN")
-            self.public_key_b64 = base64.b64encode(given.encode()).decode() if is_pem else given
+        # A PEM given as such (it matches the key, checked above) is sent in canonical form.
+        given = (public_key_b64 or "").strip()
+        self.public_key_b64 = given if given and not given.startswith("-----") else derived
         self.issuer = issuer
         self._clock = clock
 

@@ -253,6 +253,8 @@ class AlertManager:
 
     async def run(self) -> None:
         """Delivers queued alerts until cancelled; start it as a task next to the sessions."""
+        if self._closed:  # started after aclose() (which then delivered the queue itself)
+            return
         self._worker = asyncio.current_task()
         while True:
             alert = await self._queue.get()

@@ -28,16 +28,21 @@ class LiveView:
 
     def __init__(self, duration_seconds: float, console: Console | None = None) -> None:
         self._console = console or Console(stderr=True)
-        self._progress = Progress(TextColumn("{task.description}"), BarColumn(),
-                                  TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn(),
-                                  console=self._console)
+        self._progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.percentage:>3.0f}%"),
+            TimeElapsedColumn(),
+            console=self._console,
+        )
         self._task = self._progress.add_task("connecting", total=duration_seconds)
         self._status = "connecting"
         self._started: float | None = None
         self._rows: dict[str, dict[str, Any]] = {}
         self._errors = 0
-        self._live = Live(self._render(), console=self._console, refresh_per_second=4,
-                          transient=False)
+        self._live = Live(
+            self._render(), console=self._console, refresh_per_second=4, transient=False
+        )
 
     def _render(self) -> Group:
         table = Table(box=None, header_style="bold")
@@ -46,12 +51,16 @@ class LiveView:
         for name, row in sorted(self._rows.items()):
             latency = row.get("latency")
             listed = row.get("listed")
-            table.add_row(Text(name), Text(row.get("resolution") or "?"),
-                          str(row.get("segments", 0)),
-                          f"{latency:.2f}s" if latency is not None else "-",
-                          f"{listed:.2f}s" if listed is not None else "-")
-        footer = Text(f"{self._status}   errors: {self._errors}",
-                      style="red" if self._errors else "green")
+            table.add_row(
+                Text(name),
+                Text(row.get("resolution") or "?"),
+                str(row.get("segments", 0)),
+                f"{latency:.2f}s" if latency is not None else "-",
+                f"{listed:.2f}s" if listed is not None else "-",
+            )
+        footer = Text(
+            f"{self._status}   errors: {self._errors}", style="red" if self._errors else "green"
+        )
         return Group(self._progress, table, footer)
 
     def handle(self, event: Event) -> None:
@@ -81,8 +90,12 @@ class LiveView:
         self._live.start()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self._live.stop()
 
 
@@ -91,30 +104,58 @@ def _stat(values: dict[str, float] | None, key: str) -> str:
 
 
 def render_report(document: dict[str, Any], out: TextIO) -> None:
-    console = Console(file=out, highlight=False)
+    # Off a terminal (a pipe, a CI log) nothing must be cut to 80 columns.
+    console = Console(file=out, highlight=False, width=None if out.isatty() else 160)
     outcome = document["outcome"]
     style = "green" if outcome == "success" else "red"
     startup = document["startup_latency_seconds"]
     console.print(Text(f"outcome: {outcome}", style=f"bold {style}"))
-    console.print(f"startup latency: {startup:.3f}s" if startup is not None
-                  else "startup latency: -")
+    console.print(
+        f"startup latency: {startup:.3f}s" if startup is not None else "startup latency: -"
+    )
     table = Table(title="renditions (seconds)")
-    for column in ("rendition", "resolution", "segments", "latency p50", "p95", "max",
-                   "listed p50", "p95", "max", "duration min", "mean", "max"):
+    for column in (
+        "rendition",
+        "resolution",
+        "segments",
+        "latency p50",
+        "p95",
+        "max",
+        "listed p50",
+        "p95",
+        "max",
+        "duration min",
+        "mean",
+        "max",
+    ):
         table.add_column(column, justify="left" if column == "rendition" else "right")
     for r in document["renditions"]:
-        lat, listed, dur = (r["segment_latency_seconds"], r["listed_latency_seconds"],
-                            r["segment_duration_seconds"])
-        table.add_row(Text(r["name"]), Text(r["resolution"] or "?"), str(r["segments"]),
-                      _stat(lat, "p50"), _stat(lat, "p95"), _stat(lat, "max"),
-                      _stat(listed, "p50"), _stat(listed, "p95"), _stat(listed, "max"),
-                      _stat(dur, "min"), _stat(dur, "mean"), _stat(dur, "max"))
+        lat, listed, dur = (
+            r["segment_latency_seconds"],
+            r["listed_latency_seconds"],
+            r["segment_duration_seconds"],
+        )
+        table.add_row(
+            Text(r["name"]),
+            Text(r["resolution"] or "?"),
+            str(r["segments"]),
+            _stat(lat, "p50"),
+            _stat(lat, "p95"),
+            _stat(lat, "max"),
+            _stat(listed, "p50"),
+            _stat(listed, "p95"),
+            _stat(listed, "max"),
+            _stat(dur, "min"),
+            _stat(dur, "mean"),
+            _stat(dur, "max"),
+        )
     console.print(table)
     if document["errors"]:
         errors = Table(title="errors")
         for column in ("kind", "rendition", "count", "detail"):
             errors.add_column(column)
         for e in document["errors"]:
-            errors.add_row(Text(e["kind"]), Text(e["rendition"] or "-"), str(e["count"]),
-                           Text(e["detail"]))
+            errors.add_row(
+                Text(e["kind"]), Text(e["rendition"] or "-"), str(e["count"]), Text(e["detail"])
+            )
         console.print(errors)

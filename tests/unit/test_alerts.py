@@ -1,0 +1,382 @@
+"""The alerting state machine: one message per state change, after N consecutive failures."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections.abc import Iterator
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from streamer.events import (
+    CheckFailed,
+    Event,
+    Outcome,
+    SegmentObserved,
+    SessionEnded,
+    SessionStarted,
+    StreamLabels,
+)
+from streamer.sinks.alerts import Alert, AlertManager, AlertSettings, FailedCheck
+from streamer.sinks.notifiers import NotifyError
+
+EU = StreamLabels("eu-main", "eu-west", "us-east")
+US = StreamLabels("us-main", "us-east", "us-east")
+T0 = 1_714_564_800.0  # 2024-05-01T12:00:00Z
+
+
+class RecordingNotifier:
+    """A real notifier implementation that keeps what it is sent (no network)."""
+
+    def __init__(self, name: str = "recorder", fail_with: Exception | None = None) -> None:
+        self._name = name
+        self.fail_with = fail_with
+        self.alerts: list[Alert] = []
+        self.closed = False
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    async def send(self, alert: Alert) -> None:
+        self.alerts.append(alert)
+        if self.fail_with is not None:
+            raise self.fail_with
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+class Sessions:
+    """Emits the events of whole sessions into a sink, at advancing times."""
+
+    def __init__(self, manager: AlertManager) -> None:
+        self.manager = manager
+        self.ids: Iterator[int] = itertools.count(1)
+        self.now = T0
+
+    def run(
+        self,
+        outcome: Outcome,
+        labels: StreamLabels = EU,
+        checks: tuple[tuple[str, str | None, str], ...] = (),
+        startup: float | None = 2.5,
+        segment: float | None = 4.0,
+    ) -> None:
+        sid = f"s{next(self.ids)}"
+        events: list[Event] = [
+            SessionStarted(
+                labels, sid, self.now, "rtmp://x/live/ab****", "http://x/hls/p/index.m3u8", 60
+            )
+        ]
+        if segment is not None:
+            events.append(
+                SegmentObserved(
+                    labels,
+                    sid,
+                    "720p",
+                    1,
+                    self.now + 10,
+                    self.now + 10.5,
+                    2.0,
+                    2.0,
+                    self.now + 10.5 - segment,
+                    "1280x720",
+                    "h264",
+                    1000,
+                )
+            )
+        for offset, (kind, rendition, detail) in enumerate(checks):
+            events.append(CheckFailed(labels, sid, kind, rendition, detail, self.now + 20 + offset))
+        kinds = tuple(sorted({kind for kind, _, _ in checks}))
+        events.append(SessionEnded(labels, sid, outcome, self.now + 60, startup, kinds))
+        for event in events:
+            self.manager.handle(event)
+        self.now += 90
+
+
+STARTUP_FAIL = (("startup_timeout", None, "no segment listed within 30 s"),)
+
+
+@pytest.fixture
+def registry() -> CollectorRegistry:
+    return CollectorRegistry()
+
+
+def errors(registry: CollectorRegistry, notifier: str) -> float | None:
+    return registry.get_sample_value("streamer_notify_errors_total", {"notifier": notifier})
+
+
+async def deliver(manager: AlertManager) -> None:
+    await manager.aclose()
+
+
+async def test_fires_once_after_n_failures_and_resolves_once(registry: CollectorRegistry) -> None:
+    notifier = RecordingNotifier()
+    manager = AlertManager([notifier], registry)
+    sessions = Sessions(manager)
+    worker = asyncio.create_task(manager.run())
+
+    sessions.run("failure", checks=STARTUP_FAIL)
+    await asyncio.sleep(0.05)
+    assert notifier.alerts == []  # one failure is not an alert
+    assert not manager.is_firing("eu-main")
+
+    for _ in range(4):  # the 2nd failure fires; the 3rd..5th say nothing new
+        sessions.run("failure", checks=STARTUP_FAIL)
+    await asyncio.sleep(0.05)
+    assert [a.state for a in notifier.alerts] == ["firing"]
+    assert manager.is_firing("eu-main")
+    assert notifier.alerts[0].consecutive_failures == 2
+
+    sessions.run("success")
+    sessions.run("success")
+    await manager.aclose()
+    assert [a.state for a in notifier.alerts] == ["firing", "resolved"]
+    assert worker.done()
+    assert notifier.closed
+
+
+async def test_firing_alert_says_what_failed_since_when_and_last_latencies(
+    registry: CollectorRegistry,
+) -> None:
+    notifier = RecordingNotifier()
+    settings = AlertSettings(dashboard_url="https://grafana.example/d/abc?var-stream={stream}")
+    manager = AlertManager([notifier], registry, settings)
+    sessions = Sessions(manager)
+    sessions.run("success", startup=2.0, segment=3.0)
+    sessions.run("failure", checks=STARTUP_FAIL, startup=None, segment=None)
+    streak_start = T0 + 90 + 20  # the first CheckFailed of the first failed session
+    sessions.run(
+        "failure",
+        checks=(
+            ("segment_latency", "720p", "segment 12 arrived 14.2 s behind live (limit 10 s)"),
+            ("segment_latency", "720p", "segment 13 arrived 15.0 s behind live (limit 10 s)"),
+            ("rendition_missing", "360p", "360p not in the master playlist"),
+        ),
+        startup=6.5,
+        segment=14.2,
+    )
+    await deliver(manager)
+
+    [alert] = notifier.alerts
+    assert alert.state == "firing"
+    assert (alert.stream, alert.ingest_region, alert.playback_region) == (
+        "eu-main",
+        "eu-west",
+        "us-east",
+    )
+    # The latest session's checks, one per (kind, rendition), with their details.
+    assert alert.failed_checks == (
+        FailedCheck(
+            "segment_latency", "720p", "segment 12 arrived 14.2 s behind live (limit 10 s)"
+        ),
+        FailedCheck("rendition_missing", "360p", "360p not in the master playlist"),
+    )
+    assert alert.failing_kinds == ("rendition_missing", "segment_latency")
+    assert alert.since == streak_start
+    assert alert.last_startup_latency_seconds == 6.5
+    assert alert.last_segment_latency_seconds == pytest.approx(14.2)
+    assert alert.dashboard_url == "https://grafana.example/d/abc?var-stream=eu-main"
+
+
+async def test_resolved_alert_names_the_checks_that_had_fired(registry: CollectorRegistry) -> None:
+    notifier = RecordingNotifier()
+    manager = AlertManager([notifier], registry)
+    sessions = Sessions(manager)
+    sessions.run("failure", checks=STARTUP_FAIL, startup=None)
+    sessions.run("failure", checks=STARTUP_FAIL, startup=None)
+    sessions.run("success", startup=2.2, segment=3.3)
+    await deliver(manager)
+
+    firing, resolved = notifier.alerts
+    assert resolved.state == "resolved"
+    assert resolved.failing_kinds == ("startup_timeout",)
+    assert resolved.since == firing.since
+    assert resolved.at > firing.at
+    assert resolved.last_startup_latency_seconds == 2.2
+    assert resolved.last_segment_latency_seconds == pytest.approx(3.3)
+    assert firing.last_startup_latency_seconds is None
+
+
+async def test_aborted_sessions_count_neither_way(registry: CollectorRegistry) -> None:
+    notifier = RecordingNotifier()
+    manager = AlertManager([notifier], registry)
+    sessions = Sessions(manager)
+    sessions.run("failure", checks=STARTUP_FAIL)
+    sessions.run("aborted", checks=(("publish_failed", None, "stopped"),))
+    await asyncio.sleep(0)
+    assert not manager.is_firing("eu-main")
+    sessions.run("failure", checks=STARTUP_FAIL)  # still consecutive: fires
+    assert manager.is_firing("eu-main")
+    sessions.run("aborted")  # does not resolve
+    assert manager.is_firing("eu-main")
+    await deliver(manager)
+    assert [a.state for a in notifier.alerts] == ["firing"]
+    assert notifier.alerts[0].failing_kinds == ("startup_timeout",)
+
+
+async def test_a_success_resets_the_count(registry: CollectorRegistry) -> None:
+    notifier = RecordingNotifier()
+    manager = AlertManager([notifier], registry)
+    sessions = Sessions(manager)
+    for outcome in ("failure", "success", "failure", "success", "failure"):
+        sessions.run(outcome, checks=STARTUP_FAIL if outcome == "failure" else ())
+    await deliver(manager)
+    assert notifier.alerts == []  # never two failures in a row: flaky, not down
+
+
+async def test_streams_are_tracked_separately(registry: CollectorRegistry) -> None:
+    notifier = RecordingNotifier()
+    manager = AlertManager([notifier], registry)
+    sessions = Sessions(manager)
+    sessions.run("failure", EU, STARTUP_FAIL)
+    sessions.run("failure", US, STARTUP_FAIL)
+    sessions.run("success", US)
+    sessions.run("failure", EU, STARTUP_FAIL)
+    await deliver(manager)
+    assert [(a.state, a.stream) for a in notifier.alerts] == [("firing", "eu-main")]
+
+
+@pytest.mark.parametrize("after", [1, 3])
+async def test_threshold_is_configurable(registry: CollectorRegistry, after: int) -> None:
+    notifier = RecordingNotifier()
+    manager = AlertManager([notifier], registry, AlertSettings(alert_after_failures=after))
+    sessions = Sessions(manager)
+    for _ in range(after - 1):
+        sessions.run("failure", checks=STARTUP_FAIL)
+    assert not manager.is_firing("eu-main")
+    sessions.run("failure", checks=STARTUP_FAIL)
+    assert manager.is_firing("eu-main")
+    await deliver(manager)
+    assert len(notifier.alerts) == 1
+
+
+async def test_failure_without_checks_still_names_a_kind(registry: CollectorRegistry) -> None:
+    notifier = RecordingNotifier()
+    manager = AlertManager([notifier], registry, AlertSettings(alert_after_failures=1))
+    labels = EU
+    manager.handle(SessionStarted(labels, "a", T0, "rtmp://x/live/****", "http://x/p", 60))
+    manager.handle(SessionEnded(labels, "a", "failure", T0 + 5, None, ("playlist_error",)))
+    manager.handle(SessionStarted(labels, "b", T0 + 10, "rtmp://x/live/****", "http://x/p", 60))
+    manager.handle(SessionEnded(labels, "b", "success", T0 + 20, 2.0))
+    manager.handle(SessionStarted(labels, "c", T0 + 30, "rtmp://x/live/****", "http://x/p", 60))
+    manager.handle(SessionEnded(labels, "c", "failure", T0 + 35, None))
+    await deliver(manager)
+    assert [a.failing_kinds for a in notifier.alerts] == [
+        ("playlist_error",),
+        ("playlist_error",),
+        ("session_failed",),
+    ]
+    assert notifier.alerts[0].since == T0 + 5
+
+
+async def test_dedup_keys_are_stable_per_stream_and_check(registry: CollectorRegistry) -> None:
+    notifier = RecordingNotifier()
+    manager = AlertManager([notifier], registry)
+    sessions = Sessions(manager)
+    for _ in range(2):  # two incidents
+        sessions.run("failure", checks=STARTUP_FAIL)
+        sessions.run("failure", checks=STARTUP_FAIL)
+        sessions.run("success")
+    await deliver(manager)
+    assert [a.state for a in notifier.alerts] == ["firing", "resolved"] * 2
+    assert {a.dedup_key for a in notifier.alerts} == {"streamer/eu-main"}
+    assert {a.dedup_key_for(k) for a in notifier.alerts for k in a.failing_kinds} == {
+        "streamer/eu-main/startup_timeout"
+    }
+
+
+async def test_failing_notifier_is_counted_logged_and_does_not_stop_others(
+    registry: CollectorRegistry, caplog: pytest.LogCaptureFixture
+) -> None:
+    secret_url = "https://hooks.example/services/T000/B000/SECRETTOKEN"
+    broken = RecordingNotifier("broken", NotifyError("broken", 500, "Internal Server Error"))
+    crashing = RecordingNotifier("crashing", RuntimeError(f"cannot post to {secret_url}"))
+    healthy = RecordingNotifier("healthy")
+    manager = AlertManager([broken, crashing, healthy], registry)
+    assert errors(registry, "healthy") == 0.0  # the series exist before any error
+
+    worker = asyncio.create_task(manager.run())
+    sessions = Sessions(manager)
+    for outcome in ("failure", "failure", "success"):
+        sessions.run(outcome, checks=STARTUP_FAIL)
+    await manager.aclose()
+
+    assert [a.state for a in healthy.alerts] == ["firing", "resolved"]
+    assert errors(registry, "broken") == 2.0
+    assert errors(registry, "crashing") == 2.0
+    assert errors(registry, "healthy") == 0.0
+    assert "broken: HTTP 500 Internal Server Error" in caplog.text
+    assert "RuntimeError" in caplog.text
+    assert "SECRETTOKEN" not in caplog.text  # a foreign exception's text may hold a URL
+    await asyncio.sleep(0)
+    assert worker.done()  # a worker that had not started yet ends at once
+
+
+async def test_handle_never_raises_and_ignores_unrelated_events(
+    registry: CollectorRegistry,
+) -> None:
+    manager = AlertManager([RecordingNotifier()], registry)
+    manager.handle("not an event")  # type: ignore[arg-type]
+    Sessions(manager).run("failure", checks=STARTUP_FAIL)
+    await deliver(manager)
+
+
+async def test_full_queue_drops_and_counts(registry: CollectorRegistry) -> None:
+    notifier = RecordingNotifier()
+    manager = AlertManager(
+        [notifier], registry, AlertSettings(alert_after_failures=1), queue_size=1
+    )
+    sessions = Sessions(manager)
+    sessions.run("failure", checks=STARTUP_FAIL)  # queued: firing
+    sessions.run("success")  # queue full: resolved dropped
+    await deliver(manager)
+    assert [a.state for a in notifier.alerts] == ["firing"]
+    assert registry.get_sample_value("streamer_alerts_dropped_total") == 1.0
+
+
+async def test_aclose_gives_up_on_a_stuck_notifier(
+    registry: CollectorRegistry, caplog: pytest.LogCaptureFixture
+) -> None:
+    class Stuck(RecordingNotifier):
+        async def send(self, alert: Alert) -> None:
+            await asyncio.sleep(60)
+
+    stuck = Stuck("stuck")
+    manager = AlertManager([stuck], registry, AlertSettings(alert_after_failures=1))
+    worker = asyncio.create_task(manager.run())
+    Sessions(manager).run("failure", checks=STARTUP_FAIL)
+    await asyncio.wait_for(manager.aclose(drain_seconds=0.2), 5)
+    assert worker.cancelled()
+    assert stuck.closed
+    assert "undelivered" in caplog.text
+
+
+def test_settings_from_env() -> None:
+    settings = AlertSettings.from_env(
+        {"ALERT_AFTER_FAILURES": "3", "DASHBOARD_URL": "https://g.example/d/x?s={stream}"}
+    )
+    assert settings.alert_after_failures == 3
+    assert settings.dashboard_for("eu main/1") == "https://g.example/d/x?s=eu%20main%2F1"
+    assert AlertSettings.from_env({}) == AlertSettings(2, None)
+    for bad in (
+        {"ALERT_AFTER_FAILURES": "0"},
+        {"ALERT_AFTER_FAILURES": "two"},
+        {"DASHBOARD_URL": "javascript:alert(1)"},
+    ):
+        with pytest.raises(ValueError):
+            AlertSettings.from_env(bad)
+
+
+def test_logging_is_quiet_per_failed_session(
+    registry: CollectorRegistry, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="streamer.sinks.alerts")
+    manager = AlertManager([], registry)
+    sessions = Sessions(manager)
+    for _ in range(5):
+        sessions.run("failure", checks=STARTUP_FAIL)
+    assert caplog.text.count("alert firing for stream eu-main") == 1
