@@ -11,9 +11,9 @@ from streamer.publish.flv import FlvClip
 from streamer.setup import flv_clip
 from streamer.signal.clip import Clip, ClipSpec, load_clip
 
-CACHE_DIR = Path(os.environ.setdefault(
-    "STREAMER_CACHE_DIR", str(Path.home() / ".cache" / "streamer")
-))
+CACHE_DIR = Path(
+    os.environ.setdefault("STREAMER_CACHE_DIR", str(Path.home() / ".cache" / "streamer"))
+)
 
 
 @pytest.fixture(scope="session")

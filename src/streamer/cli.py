@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 from collections.abc import Sequence
@@ -69,8 +68,3 @@ def print_json(document: object) -> None:
     json.dump(document, sys.stdout, indent=2)
     sys.stdout.write("\n")
     sys.stdout.flush()
-
-
-def run(coroutine: object) -> int:
-    result = asyncio.run(coroutine)  # type: ignore[arg-type]
-    return int(result)

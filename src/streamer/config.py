@@ -33,7 +33,7 @@ from streamer.durations import parse_duration
 from streamer.urls import InvalidURLError, parse_ingest, validate_playback
 
 DEFAULT_REGION = "unknown"
-DEFAULT_METRICS_ADDR = "0.0.0.0:9090"  # noqa: S104 - an exporter listens on all interfaces
+DEFAULT_METRICS_ADDR = "0.0.0.0:9090"
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -72,9 +72,7 @@ class StreamConfig(BaseModel):
         DEFAULT_REGION, validation_alias=AliasChoices("ingest_region", "injest_region")
     )
     playback_region: str = DEFAULT_REGION
-    ingest_url: str | None = Field(
-        None, validation_alias=AliasChoices("ingest_url", "injest_url")
-    )
+    ingest_url: str | None = Field(None, validation_alias=AliasChoices("ingest_url", "injest_url"))
     playback_url: str | None = None
     startup_timeout: float = 30.0
     connect_timeout: float = 10.0
@@ -85,8 +83,14 @@ class StreamConfig(BaseModel):
     clip: ClipSettings = Field(default_factory=ClipSettings)
     livepeer: LivepeerSettings | None = None
 
-    @field_validator("duration", "grace_period", "startup_timeout", "connect_timeout",
-                     "drain_timeout", mode="before")
+    @field_validator(
+        "duration",
+        "grace_period",
+        "startup_timeout",
+        "connect_timeout",
+        "drain_timeout",
+        mode="before",
+    )
     @classmethod
     def _duration(cls, value: Any) -> float:
         return parse_duration(value)
@@ -162,6 +166,7 @@ def _describe(error: ValidationError, streams: list[Any] | None = None) -> str:
 
 def _expand(value: Any, env: Mapping[str, str], path: str) -> Any:
     if isinstance(value, str):
+
         def substitute(match: re.Match[str]) -> str:
             name = match.group(1)
             if name not in env:
@@ -223,25 +228,31 @@ def from_environment(env: Mapping[str, str]) -> MonitorConfig | None:
         "ingest_region": env.get("INGEST_REGION") or region,
         "playback_region": env.get("PLAYBACK_REGION") or region,
     }
-    for key, name in (("ingest_url", ingest), ("playback_url", env.get("PLAYBACK_URL")),
-                      ("duration", env.get("DURATION")),
-                      ("grace_period", env.get("GRACE_PERIOD")),
-                      ("expected_renditions", env.get("EXPECTED_RENDITIONS"))):
+    for key, name in (
+        ("ingest_url", ingest),
+        ("playback_url", env.get("PLAYBACK_URL")),
+        ("duration", env.get("DURATION")),
+        ("grace_period", env.get("GRACE_PERIOD")),
+        ("expected_renditions", env.get("EXPECTED_RENDITIONS")),
+    ):
         if name:
             entry[key] = name
     if not ingest:
-        entry["livepeer"] = {"api_url": env.get("LIVEPEER_API_URL")
-                             or LivepeerSettings().api_url}
+        entry["livepeer"] = {"api_url": env.get("LIVEPEER_API_URL") or LivepeerSettings().api_url}
     raw = {"streams": [entry], "metrics_addr": env.get("METRICS_ADDR") or DEFAULT_METRICS_ADDR}
     try:
         return MonitorConfig.model_validate(raw)
     except ValidationError as exc:
         message = _describe(exc, [entry])
         # Name the variables the user actually set, not our internal field names.
-        for field, variable in (("injest_url", "INJEST_URL"), ("ingest_url", "INJEST_URL"),
-                                ("playback_url", "PLAYBACK_URL"), ("grace_period", "GRACE_PERIOD"),
-                                ("duration", "DURATION"),
-                                ("expected_renditions", "EXPECTED_RENDITIONS")):
+        for field, variable in (
+            ("injest_url", "INJEST_URL"),
+            ("ingest_url", "INJEST_URL"),
+            ("playback_url", "PLAYBACK_URL"),
+            ("grace_period", "GRACE_PERIOD"),
+            ("duration", "DURATION"),
+            ("expected_renditions", "EXPECTED_RENDITIONS"),
+        ):
             message = message.replace(f": {field}:", f": {variable}:")
         raise ConfigError(message.replace("streams[0] ('", "environment ('")) from None
 

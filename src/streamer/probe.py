@@ -37,17 +37,19 @@ def _stream_from_args(args: argparse.Namespace) -> StreamConfig:
         except ValueError as exc:
             raise ConfigError(f"{_OPTION_NAMES[option]}: {exc}") from None
     try:
-        return StreamConfig.model_validate({
-            "name": args.name,
-            "ingest_url": args.ingest_url,
-            "playback_url": args.playback_url,
-            "duration": args.duration,
-            "startup_timeout": args.startup_timeout,
-            "ingest_region": args.region,
-            "playback_region": args.region,
-            "expected_renditions": args.expected_renditions,
-            "tls_ca_file": args.tls_ca_file,
-        })
+        return StreamConfig.model_validate(
+            {
+                "name": args.name,
+                "ingest_url": args.ingest_url,
+                "playback_url": args.playback_url,
+                "duration": args.duration,
+                "startup_timeout": args.startup_timeout,
+                "ingest_region": args.region,
+                "playback_region": args.region,
+                "expected_renditions": args.expected_renditions,
+                "tls_ca_file": args.tls_ca_file,
+            }
+        )
     except ValidationError as exc:
         messages = []
         for error in exc.errors():
@@ -69,8 +71,13 @@ async def _probe(stream: StreamConfig, live: bool) -> dict[str, Any]:
     if view is not None:
         sink.add(view)
     async with aiohttp.ClientSession() as http:
-        session = Session(session_settings(stream, stream.ingest_url, stream.playback_url),
-                          flv, clip_spec(stream.clip), sink, http)
+        session = Session(
+            session_settings(stream, stream.ingest_url, stream.playback_url),
+            flv,
+            clip_spec(stream.clip),
+            sink,
+            http,
+        )
         if view is None:
             await session.run()
         else:
@@ -82,8 +89,9 @@ async def _probe(stream: StreamConfig, live: bool) -> dict[str, Any]:
 def probe_command(args: argparse.Namespace) -> int:
     stream = _stream_from_args(args)
     interactive = not args.json and sys.stderr.isatty()
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
+    )
     document = asyncio.run(_probe(stream, live=interactive))
     if args.json:
         print_json(document)

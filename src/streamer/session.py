@@ -79,9 +79,15 @@ class SessionSettings:
 
 
 class Session:
-    def __init__(self, settings: SessionSettings, flv: FlvClip, clip: ClipSpec,
-                 sink: EventSink, http: aiohttp.ClientSession,
-                 session_id: str | None = None) -> None:
+    def __init__(
+        self,
+        settings: SessionSettings,
+        flv: FlvClip,
+        clip: ClipSpec,
+        sink: EventSink,
+        http: aiohttp.ClientSession,
+        session_id: str | None = None,
+    ) -> None:
         self.settings = settings
         self.session_id = session_id or uuid.uuid4().hex[:12]
         self._flv = flv
@@ -107,8 +113,9 @@ class Session:
         self._failures += 1
         if kind not in self._failed_kinds:
             self._failed_kinds.append(kind)
-        self._sink.handle(CheckFailed(self._labels, self.session_id, kind, rendition, detail,
-                                      time.time()))
+        self._sink.handle(
+            CheckFailed(self._labels, self.session_id, kind, rendition, detail, time.time())
+        )
 
     def _run_checks(self, hook: Callable[[Check], list[Failure]]) -> None:
         for check in self._checks:
@@ -128,16 +135,30 @@ class Session:
             key: tuple[str, ...] = (parse_ingest(settings.ingest_url).stream_key,)
         except InvalidURLError:
             key = ()
-        self._sink.handle(SessionStarted(self._labels, self.session_id, time.time(),
-                                         mask_ingest(settings.ingest_url),
-                                         mask_playback(settings.playback_url, key),
-                                         settings.duration_seconds))
+        self._sink.handle(
+            SessionStarted(
+                self._labels,
+                self.session_id,
+                time.time(),
+                mask_ingest(settings.ingest_url),
+                mask_playback(settings.playback_url, key),
+                settings.duration_seconds,
+            )
+        )
         outcome: Outcome = "aborted"
         try:
             outcome = await self._run()
         finally:
-            self._sink.handle(SessionEnded(self._labels, self.session_id, outcome, time.time(),
-                                           self._startup_latency, tuple(self._failed_kinds)))
+            self._sink.handle(
+                SessionEnded(
+                    self._labels,
+                    self.session_id,
+                    outcome,
+                    time.time(),
+                    self._startup_latency,
+                    tuple(self._failed_kinds),
+                )
+            )
         return outcome
 
     async def _run(self) -> Outcome:
@@ -150,17 +171,25 @@ class Session:
         tls = None
         if ingest.secure and settings.tls_ca_file:
             tls = ssl.create_default_context(cafile=settings.tls_ca_file)
-        publisher = Publisher(self._flv, self._clip.frame_count, self._clip.fps, ingest,
-                              tls_context=tls,
-                              connect_timeout=settings.connect_timeout_seconds,
-                              io_timeout=settings.io_timeout_seconds, faults=settings.faults)
+        publisher = Publisher(
+            self._flv,
+            self._clip.frame_count,
+            self._clip.fps,
+            ingest,
+            tls_context=tls,
+            connect_timeout=settings.connect_timeout_seconds,
+            io_timeout=settings.io_timeout_seconds,
+            faults=settings.faults,
+        )
         self._publisher = publisher
-        self.context = SessionContext(publisher.send_log, self._clip.fps,
-                                      self._clip.gop_frames, settings.expected_renditions)
+        self.context = SessionContext(
+            publisher.send_log, self._clip.fps, self._clip.gop_frames, settings.expected_renditions
+        )
         self._checks = build_checks(self.context, settings.checks)
         connected = asyncio.Event()
-        publish_task = asyncio.create_task(publisher.run(lambda _t: connected.set()),
-                                           name="publish")
+        publish_task = asyncio.create_task(
+            publisher.run(lambda _t: connected.set()), name="publish"
+        )
         background: list[asyncio.Task[None]] = []
         try:
             if not await self._wait_connected(publish_task, connected):
@@ -183,8 +212,9 @@ class Session:
             await self._drain()
             self._run_checks(lambda c: c.on_end(time.time()))
             if self._first_segment_at is None:
-                self._emit_failure("startup_timeout", None,
-                                   "no segment of this session was ever playable")
+                self._emit_failure(
+                    "startup_timeout", None, "no segment of this session was ever playable"
+                )
             return "failure" if self._failures else "success"
         finally:
             publisher.stop()
@@ -196,8 +226,9 @@ class Session:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await publish_task
 
-    async def _wait_connected(self, publish_task: asyncio.Task[None],
-                              connected: asyncio.Event) -> bool:
+    async def _wait_connected(
+        self, publish_task: asyncio.Task[None], connected: asyncio.Event
+    ) -> bool:
         waiter = asyncio.create_task(connected.wait())
         try:
             await asyncio.wait([publish_task, waiter], return_when=asyncio.FIRST_COMPLETED)
@@ -234,8 +265,10 @@ class Session:
         wanted = last_sent - self._clip.gop_frames
         deadline = time.time() + self.settings.drain_timeout_seconds
         while time.time() < deadline and self._followers:
-            if all(self._newest_frame.get(name, -1) >= wanted or f.ended
-                   for name, f in self._followers.items()):
+            if all(
+                self._newest_frame.get(name, -1) >= wanted or f.ended
+                for name, f in self._followers.items()
+            ):
                 break
             await asyncio.sleep(0.1)
         with contextlib.suppress(TimeoutError):
@@ -250,16 +283,20 @@ class Session:
             now = time.time()
             if not reported and self._first_segment_at is None and now > deadline:
                 reported = True
-                self._emit_failure("startup_timeout", None,
-                                   f"no playable segment {self.settings.startup_timeout_seconds:g}s"
-                                   " after publishing started")
-            self._run_checks(lambda c: c.on_tick(now))
+                self._emit_failure(
+                    "startup_timeout",
+                    None,
+                    f"no playable segment {self.settings.startup_timeout_seconds:g}s"
+                    " after publishing started",
+                )
+            self._run_checks(lambda c, now=now: c.on_tick(now))  # type: ignore[misc]
 
     # -- playback ---------------------------------------------------------------------------
 
     async def _fetch_top(self) -> MasterPlaylist | MediaPlaylist:
-        fetched = await self._fetcher.get(self.settings.playback_url, "master playlist",
-                                          MAX_PLAYLIST_BYTES, retry=False)
+        fetched = await self._fetcher.get(
+            self.settings.playback_url, "master playlist", MAX_PLAYLIST_BYTES, retry=False
+        )
         return parse(fetched.body.decode("utf-8", errors="replace"), self.settings.playback_url)
 
     async def _discover_and_follow(self, started: float) -> None:
@@ -290,8 +327,9 @@ class Session:
                     self._emit_failure(kind, None, str(exc))
                 continue
             if isinstance(top, MediaPlaylist):
-                self._emit_failure("playlist_error", None,
-                                   "master playlist turned into a media playlist")
+                self._emit_failure(
+                    "playlist_error", None, "master playlist turned into a media playlist"
+                )
                 continue
             self._on_master(top)
 
@@ -303,19 +341,25 @@ class Session:
         for name, variant in zip(names, master.variants, strict=True):
             follower = self._followers.get(name)
             if follower is None:
-                self._follow(name, variant.uri, variant.resolution, variant.codecs,
-                             variant.bandwidth)
+                self._follow(
+                    name, variant.uri, variant.resolution, variant.codecs, variant.bandwidth
+                )
             elif follower.url != variant.uri:
                 log.info("rendition %s moved to a new URI; following it there", name)
                 follower.url = variant.uri
         self._run_checks(lambda c: c.on_master(master, names, now))
 
-    def _follow(self, name: str, url: str, resolution: str | None, codecs: str | None,
-                bandwidth: int | None) -> None:
-        self._sink.handle(RenditionDiscovered(self._labels, self.session_id, name, resolution,
-                                              codecs, bandwidth, time.time()))
-        follower = RenditionFollower(name, url, self._fetcher, self,
-                                     self.settings.poll_step_seconds)
+    def _follow(
+        self, name: str, url: str, resolution: str | None, codecs: str | None, bandwidth: int | None
+    ) -> None:
+        self._sink.handle(
+            RenditionDiscovered(
+                self._labels, self.session_id, name, resolution, codecs, bandwidth, time.time()
+            )
+        )
+        follower = RenditionFollower(
+            name, url, self._fetcher, self, self.settings.poll_step_seconds
+        )
         self._followers[name] = follower
         self._follower_tasks.append(asyncio.create_task(follower.run(), name=f"follow-{name}"))
 
@@ -360,8 +404,11 @@ class Session:
             resolved = send_log.resolve(clip_frame, fetch.listed_at)
             if resolved is None:
                 # Readable, but never sent before it was listed: an earlier session's segment.
-                log.debug("ignoring segment %d of %s: not from this session",
-                          fetch.segment.sequence, fetch.rendition)
+                log.debug(
+                    "ignoring segment %d of %s: not from this session",
+                    fetch.segment.sequence,
+                    fetch.rendition,
+                )
                 return
             newest = resolved + (analysis.frame_count - 1 - index)
             first = resolved - index
@@ -369,25 +416,53 @@ class Session:
         elif fetch.first_listing:
             return  # cannot tell whether it belongs to this session
         else:
-            self._emit_failure("timecode_unreadable", fetch.rendition,
-                               f"segment {fetch.segment.sequence}: no frame carries a readable "
-                               "timecode")
+            self._emit_failure(
+                "timecode_unreadable",
+                fetch.rendition,
+                f"segment {fetch.segment.sequence}: no frame carries a readable timecode",
+            )
         if newest is not None:
-            self._newest_frame[fetch.rendition] = max(self._newest_frame.get(fetch.rendition, -1),
-                                                      newest)
+            self._newest_frame[fetch.rendition] = max(
+                self._newest_frame.get(fetch.rendition, -1), newest
+            )
         if self._first_segment_at is None and self.context is not None:
             started = self.context.publish_started_at
             assert started is not None
             self._first_segment_at = fetch.listed_at
             self._startup_latency = fetch.listed_at - started
-            self._sink.handle(FirstSegment(self._labels, self.session_id, fetch.rendition,
-                                           self._startup_latency, fetch.listed_at))
-        self._sink.handle(SegmentObserved(
-            self._labels, self.session_id, fetch.rendition, fetch.segment.sequence,
-            fetch.listed_at, fetch.downloaded_at, fetch.segment.duration,
-            analysis.media_duration, newest_sent_at, analysis.resolution,
-            analysis.video_codec, fetch.size_bytes,
-        ))
-        record = SegmentRecord(fetch.rendition, fetch.segment, fetch.listed_at,
-                               fetch.downloaded_at, analysis, first, newest, newest_sent_at)
+            self._sink.handle(
+                FirstSegment(
+                    self._labels,
+                    self.session_id,
+                    fetch.rendition,
+                    self._startup_latency,
+                    fetch.listed_at,
+                )
+            )
+        self._sink.handle(
+            SegmentObserved(
+                self._labels,
+                self.session_id,
+                fetch.rendition,
+                fetch.segment.sequence,
+                fetch.listed_at,
+                fetch.downloaded_at,
+                fetch.segment.duration,
+                analysis.media_duration,
+                newest_sent_at,
+                analysis.resolution,
+                analysis.video_codec,
+                fetch.size_bytes,
+            )
+        )
+        record = SegmentRecord(
+            fetch.rendition,
+            fetch.segment,
+            fetch.listed_at,
+            fetch.downloaded_at,
+            analysis,
+            first,
+            newest,
+            newest_sent_at,
+        )
         self._run_checks(lambda c: c.on_segment(record))

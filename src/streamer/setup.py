@@ -12,8 +12,13 @@ from streamer.signal.clip import ClipSpec, load_clip
 
 
 def clip_spec(settings: ClipSettings) -> ClipSpec:
-    return ClipSpec(width=settings.width, height=settings.height, fps=settings.fps,
-                    gop_seconds=settings.gop, video_bitrate=settings.bitrate)
+    return ClipSpec(
+        width=settings.width,
+        height=settings.height,
+        fps=settings.fps,
+        gop_seconds=settings.gop,
+        video_bitrate=settings.bitrate,
+    )
 
 
 @cache
@@ -26,8 +31,9 @@ def labels(stream: StreamConfig) -> StreamLabels:
     return StreamLabels(stream.name, stream.ingest_region, stream.playback_region)
 
 
-def session_settings(stream: StreamConfig, ingest_url: str, playback_url: str,
-                     **overrides: object) -> SessionSettings:
+def session_settings(
+    stream: StreamConfig, ingest_url: str, playback_url: str, **overrides: object
+) -> SessionSettings:
     values: dict[str, object] = {
         "labels": labels(stream),
         "ingest_url": ingest_url,

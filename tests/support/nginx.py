@@ -9,6 +9,7 @@ certificate from a CA the test makes (see `tls_ca_file`).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -30,8 +31,9 @@ LADDER = (
 
 
 class NginxOrigin:
-    def __init__(self, workdir: Path, *, ladder: bool = False, rtmps: bool = False,
-                 fragment_seconds: int = 2) -> None:
+    def __init__(
+        self, workdir: Path, *, ladder: bool = False, rtmps: bool = False, fragment_seconds: int = 2
+    ) -> None:
         self.workdir = workdir
         self.ladder = ladder
         self.rtmps = rtmps
@@ -163,8 +165,17 @@ class NginxOrigin:
         config = self.workdir / "nginx.conf"
         config.write_text(self._config())
         self._process = subprocess.Popen(
-            [nginx, "-e", str(self.workdir / "error.log"), "-p", str(self.workdir), "-c",
-             str(config), "-g", "daemon off;"],
+            [
+                nginx,
+                "-e",
+                str(self.workdir / "error.log"),
+                "-p",
+                str(self.workdir),
+                "-c",
+                str(config),
+                "-g",
+                "daemon off;",
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             start_new_session=True,  # so that stop() also ends the exec'd ffmpeg children
@@ -183,10 +194,8 @@ class NginxOrigin:
     def stop(self) -> None:
         if self._process is None:
             return
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self._process.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
         try:
             self._process.wait(timeout=10)
         except subprocess.TimeoutExpired:
@@ -206,6 +215,10 @@ class NginxOrigin:
     def __enter__(self) -> NginxOrigin:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,15 +51,14 @@ class FileTimes:
             if self.directory.exists():
                 for path in self.directory.iterdir():
                     if path.name.endswith(self.suffix):
-                        try:
+                        with contextlib.suppress(FileNotFoundError):
                             self.mtimes[path.name] = path.stat().st_mtime
-                        except FileNotFoundError:
-                            pass
             await asyncio.sleep(0.02)
 
 
-async def run_session(settings: SessionSettings, flv: FlvClip, spec: ClipSpec,
-                      watch: FileTimes | None = None) -> tuple[Recorder, dict[str, Any]]:
+async def run_session(
+    settings: SessionSettings, flv: FlvClip, spec: ClipSpec, watch: FileTimes | None = None
+) -> tuple[Recorder, dict[str, Any]]:
     recorder, report = Recorder(), SessionReport()
     watcher = asyncio.create_task(watch.watch()) if watch else None
     try:

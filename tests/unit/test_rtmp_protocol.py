@@ -7,8 +7,13 @@ from streamer.publish.rtmp import chunk_message
 
 
 def test_amf0_round_trip() -> None:
-    values = ["connect", 1.0, {"app": "live", "tcUrl": "rtmp://h/live", "n": 2.5, "b": True},
-              None, "x" * 70_000]
+    values = [
+        "connect",
+        1.0,
+        {"app": "live", "tcUrl": "rtmp://h/live", "n": 2.5, "b": True},
+        None,
+        "x" * 70_000,
+    ]
     assert amf0.decode(amf0.encode(*values)) == values
 
 
@@ -34,5 +39,5 @@ def test_extended_timestamps_repeat_on_continuation_chunks() -> None:
     data = chunk_message(4, 8, 0x01000000, 1, b"a" * 200, chunk_size=128)
     assert data[1:4] == b"\xff\xff\xff"
     assert data[12:16] == (0x01000000).to_bytes(4, "big")
-    continuation = data[16 + 128:]
+    continuation = data[16 + 128 :]
     assert continuation[0] == 0xC4 and continuation[1:5] == (0x01000000).to_bytes(4, "big")

@@ -41,9 +41,18 @@ def test_skipped_frames_have_no_send_time() -> None:
 
 def test_latencies_are_measured_from_the_newest_frame() -> None:
     event = SegmentObserved(
-        labels=StreamLabels("s", "eu", "eu"), session_id="x", rendition="source", sequence=3,
-        listed_at=110.25, downloaded_at=110.5, extinf_seconds=2.0, media_duration_seconds=2.0,
-        newest_frame_sent_at=110.0, resolution="640x360", video_codec="h264", size_bytes=1,
+        labels=StreamLabels("s", "eu", "eu"),
+        session_id="x",
+        rendition="source",
+        sequence=3,
+        listed_at=110.25,
+        downloaded_at=110.5,
+        extinf_seconds=2.0,
+        media_duration_seconds=2.0,
+        newest_frame_sent_at=110.0,
+        resolution="640x360",
+        video_codec="h264",
+        size_bytes=1,
     )
     assert event.listed_latency_seconds == 0.25
     assert event.segment_latency_seconds == 0.5

@@ -9,12 +9,25 @@ from streamer.urls import InvalidURLError, mask_ingest, mask_playback, parse_ing
 def test_ingest_url_parts() -> None:
     ingest = parse_ingest("rtmps://eu-rtmp.example.com/live/abcd-1234-efgh")
     assert (ingest.host, ingest.port, ingest.app, ingest.stream_key) == (
-        "eu-rtmp.example.com", 443, "live", "abcd-1234-efgh")
+        "eu-rtmp.example.com",
+        443,
+        "live",
+        "abcd-1234-efgh",
+    )
     assert parse_ingest("rtmp://h:1936/app/inst/key").app == "app/inst"
 
 
-@pytest.mark.parametrize("url", ["http://h/live/k", "rtmp:///live/k", "rtmp://h/key",
-                                 "rtmp://h/live/", "rtmp://h:99999/live/k", "not a url"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://h/live/k",
+        "rtmp:///live/k",
+        "rtmp://h/key",
+        "rtmp://h/live/",
+        "rtmp://h:99999/live/k",
+        "not a url",
+    ],
+)
 def test_malformed_ingest_urls(url: str) -> None:
     with pytest.raises(InvalidURLError):
         parse_ingest(url)
@@ -29,8 +42,10 @@ def test_masking_hides_keys_and_tokens() -> None:
     assert key not in masked and "secret.token" not in masked and "x=1" in masked
 
 
-@pytest.mark.parametrize(("text", "seconds"), [
-    ("2m", 120), ("90s", 90), ("1h", 3600), ("1m30s", 90), ("45", 45), (12, 12), ("500ms", 0.5)])
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("2m", 120), ("90s", 90), ("1h", 3600), ("1m30s", 90), ("45", 45), (12, 12), ("500ms", 0.5)],
+)
 def test_durations(text: str | int, seconds: float) -> None:
     assert parse_duration(text) == seconds
 

@@ -15,8 +15,9 @@ def register(check: type[Check]) -> type[Check]:
     return check
 
 
-def build_checks(context: SessionContext,
-                 settings: Mapping[str, Mapping[str, Any]] | None = None) -> list[Check]:
+def build_checks(
+    context: SessionContext, settings: Mapping[str, Mapping[str, Any]] | None = None
+) -> list[Check]:
     """Instantiates every registered check not disabled with `enabled: false`."""
     settings = settings or {}
     unknown = set(settings) - set(REGISTRY)

@@ -42,15 +42,18 @@ class FetchPolicy:
 
 
 class Fetcher:
-    def __init__(self, session: aiohttp.ClientSession, policy: FetchPolicy | None = None,
-                 headers: Callable[[], Mapping[str, str]] | None = None) -> None:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        policy: FetchPolicy | None = None,
+        headers: Callable[[], Mapping[str, str]] | None = None,
+    ) -> None:
         self._session = session
         self._policy = policy or FetchPolicy()
         self._headers = headers
         self.requests = 0  # counts every request made, retries included
 
-    async def get(self, url: str, object_type: str, max_bytes: int,
-                  retry: bool = True) -> Fetched:
+    async def get(self, url: str, object_type: str, max_bytes: int, retry: bool = True) -> Fetched:
         attempts = 1 + (self._policy.retries if retry else 0)
         last: FetchError | None = None
         for attempt in range(attempts):
@@ -61,8 +64,10 @@ class Fetcher:
             except FetchError as exc:
                 last = exc
                 # Client errors other than 404/408/429 will not heal by retrying.
-                if exc.status is not None and 400 <= exc.status < 500 and exc.status not in (
-                    404, 408, 429
+                if (
+                    exc.status is not None
+                    and 400 <= exc.status < 500
+                    and exc.status not in (404, 408, 429)
                 ):
                     break
         assert last is not None
@@ -70,38 +75,46 @@ class Fetcher:
 
     async def _get_once(self, url: str, object_type: str, max_bytes: int) -> Fetched:
         policy = self._policy
-        timeout = aiohttp.ClientTimeout(total=policy.timeout_seconds,
-                                        connect=policy.connect_timeout_seconds)
+        timeout = aiohttp.ClientTimeout(
+            total=policy.timeout_seconds, connect=policy.connect_timeout_seconds
+        )
         headers = dict(self._headers()) if self._headers else {}
         self.requests += 1
         started = time.time()
         try:
-            async with self._session.get(url, timeout=timeout, headers=headers,
-                                         allow_redirects=True) as response:
+            async with self._session.get(
+                url, timeout=timeout, headers=headers, allow_redirects=True
+            ) as response:
                 if response.status >= 300:
-                    raise FetchError("http_error", object_type, f"HTTP {response.status}",
-                                     response.status)
+                    raise FetchError(
+                        "http_error", object_type, f"HTTP {response.status}", response.status
+                    )
                 declared = response.content_length
                 if declared is not None and declared > max_bytes:
-                    raise FetchError("http_error", object_type,
-                                     f"body of {declared} bytes exceeds {max_bytes}")
+                    raise FetchError(
+                        "http_error", object_type, f"body of {declared} bytes exceeds {max_bytes}"
+                    )
                 chunks = []
                 size = 0
                 async for chunk in response.content.iter_chunked(1 << 16):
                     size += len(chunk)
                     if size > max_bytes:
-                        raise FetchError("http_error", object_type,
-                                         f"body larger than {max_bytes} bytes")
+                        raise FetchError(
+                            "http_error", object_type, f"body larger than {max_bytes} bytes"
+                        )
                     chunks.append(chunk)
                 return Fetched(b"".join(chunks), started, time.time())
         except TimeoutError:
-            raise FetchError("timeout", object_type,
-                             f"no complete answer within {policy.timeout_seconds:g}s") from None
+            raise FetchError(
+                "timeout", object_type, f"no complete answer within {policy.timeout_seconds:g}s"
+            ) from None
         except aiohttp.ClientPayloadError:
             raise FetchError("http_error", object_type, "truncated response body") from None
         except aiohttp.ClientConnectorError as exc:
-            raise FetchError("http_error", object_type,
-                             f"cannot connect ({exc.os_error.__class__.__name__})") from None
+            raise FetchError(
+                "http_error", object_type, f"cannot connect ({exc.os_error.__class__.__name__})"
+            ) from None
         except aiohttp.ClientError as exc:
-            raise FetchError("http_error", object_type,
-                             f"request failed ({exc.__class__.__name__})") from None
+            raise FetchError(
+                "http_error", object_type, f"request failed ({exc.__class__.__name__})"
+            ) from None

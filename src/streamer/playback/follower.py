@@ -50,8 +50,14 @@ class FollowerObserver(Protocol):
 
 
 class RenditionFollower:
-    def __init__(self, name: str, url: str, fetcher: Fetcher, observer: FollowerObserver,
-                 poll_step: float = 0.1) -> None:
+    def __init__(
+        self,
+        name: str,
+        url: str,
+        fetcher: Fetcher,
+        observer: FollowerObserver,
+        poll_step: float = 0.1,
+    ) -> None:
         self.name = name
         self.url = url  # may change when the master renumbers renditions
         self._fetcher = fetcher
@@ -83,8 +89,9 @@ class RenditionFollower:
         while True:
             self.playlist_requests += 1
             try:
-                fetched = await self._fetcher.get(url_with_msn or self.url, "media playlist",
-                                                  MAX_PLAYLIST_BYTES)
+                fetched = await self._fetcher.get(
+                    url_with_msn or self.url, "media playlist", MAX_PLAYLIST_BYTES
+                )
                 playlist = parse(fetched.body.decode("utf-8", errors="replace"), self.url)
             except FetchError as exc:
                 self._observer.on_error(self.name, exc.kind, f"{exc.object_type}: {exc.detail}")
@@ -96,8 +103,11 @@ class RenditionFollower:
                 await asyncio.sleep(self._poll_step)
                 continue
             if isinstance(playlist, MasterPlaylist):
-                self._observer.on_error(self.name, "playlist_error",
-                                        "got a master playlist where a media playlist belongs")
+                self._observer.on_error(
+                    self.name,
+                    "playlist_error",
+                    "got a master playlist where a media playlist belongs",
+                )
                 await asyncio.sleep(max(self._poll_step, 1.0))
                 continue
             new = self._take_new(playlist, fetched)
@@ -105,8 +115,7 @@ class RenditionFollower:
             if playlist.endlist:
                 self.ended = True
             scheduler = self._scheduler(playlist)
-            scheduler.observe(fetched.completed_at, bool(new),
-                              new[-1].duration if new else None)
+            scheduler.observe(fetched.completed_at, bool(new), new[-1].duration if new else None)
             if playlist.can_block_reload and playlist.last_sequence is not None:
                 # LL-HLS: the server holds the answer until the next segment exists.
                 separator = "&" if "?" in self.url else "?"
@@ -117,8 +126,9 @@ class RenditionFollower:
 
     def _scheduler(self, playlist: MediaPlaylist) -> PollScheduler:
         if self.scheduler is None:
-            self.scheduler = PollScheduler(target_duration=playlist.target_duration or 2.0,
-                                           startup_step=self._poll_step)
+            self.scheduler = PollScheduler(
+                target_duration=playlist.target_duration or 2.0, startup_step=self._poll_step
+            )
         self.scheduler.target_duration = playlist.target_duration or 2.0
         return self.scheduler
 
@@ -135,8 +145,9 @@ class RenditionFollower:
             try:
                 self._queue.put_nowait((segment, fetched.completed_at, first_listing))
             except asyncio.QueueFull:
-                self._observer.on_error(self.name, "http_error",
-                                        "segments arrive faster than they download")
+                self._observer.on_error(
+                    self.name, "http_error", "segments arrive faster than they download"
+                )
                 break
         return new
 
@@ -148,13 +159,25 @@ class RenditionFollower:
             finally:
                 self._queue.task_done()
 
-    async def _fetch(self, segment: Segment, listed_at: float,
-                     first_listing: bool) -> SegmentFetch:
-        def result(downloaded_at: float | None = None, size: int = 0,
-                   analysis: SegmentAnalysis | None = None, kind: str | None = None,
-                   detail: str | None = None) -> SegmentFetch:
-            return SegmentFetch(self.name, segment, listed_at, first_listing, downloaded_at,
-                                size, analysis, kind, detail)
+    async def _fetch(self, segment: Segment, listed_at: float, first_listing: bool) -> SegmentFetch:
+        def result(
+            downloaded_at: float | None = None,
+            size: int = 0,
+            analysis: SegmentAnalysis | None = None,
+            kind: str | None = None,
+            detail: str | None = None,
+        ) -> SegmentFetch:
+            return SegmentFetch(
+                self.name,
+                segment,
+                listed_at,
+                first_listing,
+                downloaded_at,
+                size,
+                analysis,
+                kind,
+                detail,
+            )
 
         try:
             init = await self._init_section(segment.init_uri)
@@ -164,8 +187,12 @@ class RenditionFollower:
         try:
             analysis = await asyncio.to_thread(analyse, fetched.body, init)
         except SegmentDecodeError as exc:
-            return result(fetched.completed_at, len(fetched.body), kind="segment_decode_error",
-                          detail=f"segment {segment.sequence}: {exc}")
+            return result(
+                fetched.completed_at,
+                len(fetched.body),
+                kind="segment_decode_error",
+                detail=f"segment {segment.sequence}: {exc}",
+            )
         return result(fetched.completed_at, len(fetched.body), analysis)
 
     async def _init_section(self, uri: str | None) -> bytes | None:

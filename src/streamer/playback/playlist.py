@@ -144,12 +144,11 @@ def _media(playlist: m3u8.M3U8, uri: str, error: str | None) -> MediaPlaylist:
 
 def rendition_names(variants: tuple[Variant, ...]) -> list[str]:
     """Short stable names: the resolution, made unique by bandwidth when it repeats."""
-    base = [v.resolution or (f"{v.bandwidth // 1000}k" if v.bandwidth else "variant")
-            for v in variants]
+    base = [
+        v.resolution or (f"{v.bandwidth // 1000}k" if v.bandwidth else "variant") for v in variants
+    ]
     names = []
     for i, (name, variant) in enumerate(zip(base, variants, strict=True)):
-        if base.count(name) > 1:
-            suffix = f"{variant.bandwidth // 1000}k" if variant.bandwidth else str(i)
-            name = f"{name}-{suffix}"
-        names.append(name)
+        suffix = f"{variant.bandwidth // 1000}k" if variant.bandwidth else str(i)
+        names.append(f"{name}-{suffix}" if base.count(name) > 1 else name)
     return names

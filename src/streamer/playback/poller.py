@@ -56,6 +56,8 @@ class PollScheduler:
         if now < self._expected + self.window:
             return max(now, self._expected + self.window)
         # Overdue: back off geometrically, up to a quarter of the target duration.
-        step = min(2 * self.window * 2 ** self._misses_since_expected,
-                   self.max_step_fraction * max(self.target_duration, 0.5))
+        step: float = min(
+            2 * self.window * 2**self._misses_since_expected,
+            self.max_step_fraction * max(self.target_duration, 0.5),
+        )
         return now + step

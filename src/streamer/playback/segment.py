@@ -9,10 +9,12 @@ analysed.
 from __future__ import annotations
 
 import io
+import itertools
 from dataclasses import dataclass
 
 import av
 import numpy as np
+import numpy.typing as npt
 
 from streamer.signal import timecode
 
@@ -67,7 +69,7 @@ class SegmentAnalysis:
         return None
 
 
-def _luma(frame: av.VideoFrame) -> np.ndarray:  # type: ignore[type-arg]
+def _luma(frame: av.VideoFrame) -> npt.NDArray[np.uint8]:
     plane = frame.planes[0]
     rows = np.frombuffer(memoryview(plane), dtype=np.uint8).reshape(-1, plane.line_size)
     return rows[: frame.height, : frame.width]
@@ -106,7 +108,11 @@ def analyse(data: bytes, init: bytes | None = None) -> SegmentAnalysis:
                     audio_total += length
                     continue
                 for frame in packet.decode():
-                    if frame.pts is None or frame.time_base is None:
+                    if (
+                        not isinstance(frame, av.VideoFrame)
+                        or frame.pts is None
+                        or frame.time_base is None
+                    ):
                         continue
                     pts.append(float(frame.pts * frame.time_base))
                     width, height = frame.width, frame.height
@@ -123,7 +129,7 @@ def analyse(data: bytes, init: bytes | None = None) -> SegmentAnalysis:
         raise SegmentDecodeError("segment has no decodable video frame")
     order = sorted(range(len(pts)), key=pts.__getitem__)  # presentation order
     ordered_pts = [pts[i] for i in order]
-    steps = [b - a for a, b in zip(ordered_pts, ordered_pts[1:], strict=False) if b > a]
+    steps = [b - a for a, b in itertools.pairwise(ordered_pts) if b > a]
     frame_duration = float(np.median(steps)) if steps else 0.0
     return SegmentAnalysis(
         video_codec=codec_name,

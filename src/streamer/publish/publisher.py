@@ -71,11 +71,13 @@ class Publisher:
         finally:
             await connection.close()
 
-    async def _stream(self, connection: RTMPPublishConnection,
-                      on_connected: Callable[[float], None] | None) -> None:
+    async def _stream(
+        self, connection: RTMPPublishConnection, on_connected: Callable[[float], None] | None
+    ) -> None:
         flv = self._flv
-        connection.send_media(DATA_AMF0, 0, amf0.encode("@setDataFrame", "onMetaData",
-                                                        flv.metadata))
+        connection.send_media(
+            DATA_AMF0, 0, amf0.encode("@setDataFrame", "onMetaData", flv.metadata)
+        )
         connection.send_media(VIDEO, 0, flv.video_sequence_header)
         connection.send_media(AUDIO, 0, flv.audio_sequence_header)
         loop_seconds = Fraction(self._frames_per_loop) / Fraction(self.send_log.fps)
@@ -117,8 +119,9 @@ class Publisher:
             loop += 1
 
 
-async def publish_until_stopped(publisher: Publisher, stop: asyncio.Event,
-                                on_connected: Callable[[float], None] | None = None) -> None:
+async def publish_until_stopped(
+    publisher: Publisher, stop: asyncio.Event, on_connected: Callable[[float], None] | None = None
+) -> None:
     """Runs `publisher` until `stop` is set; PublishError propagates."""
     task = asyncio.create_task(publisher.run(on_connected))
     waiter = asyncio.create_task(stop.wait())

@@ -49,8 +49,14 @@ class _InboundChunkStream:
     buffer: bytearray = field(default_factory=bytearray)
 
 
-def chunk_message(csid: int, type_id: int, timestamp: int, stream_id: int, payload: bytes,
-                  chunk_size: int = OUT_CHUNK_SIZE) -> bytes:
+def chunk_message(
+    csid: int,
+    type_id: int,
+    timestamp: int,
+    stream_id: int,
+    payload: bytes,
+    chunk_size: int = OUT_CHUNK_SIZE,
+) -> bytes:
     """One message as RTMP chunks: a type-0 header, then type-3 continuation chunks."""
     timestamp &= 0xFFFFFFFF
     extended = timestamp >= 0xFFFFFF
@@ -75,8 +81,13 @@ def chunk_message(csid: int, type_id: int, timestamp: int, stream_id: int, paylo
 class RTMPPublishConnection:
     """One publish: connect, then send media messages, then close."""
 
-    def __init__(self, ingest: IngestURL, *, tls_context: ssl.SSLContext | None = None,
-                 io_timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        ingest: IngestURL,
+        *,
+        tls_context: ssl.SSLContext | None = None,
+        io_timeout: float = 10.0,
+    ) -> None:
         self._ingest = ingest
         self._tls_context = tls_context
         self._io_timeout = io_timeout
@@ -96,10 +107,10 @@ class RTMPPublishConnection:
 
     # -- connecting -------------------------------------------------------------------------
 
-    async def connect(self, timeout: float) -> None:
+    async def connect(self, within: float) -> None:
         """Connects, handshakes and starts publishing; raises PublishError."""
         try:
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(within):
                 await self._open_socket()
                 await self._handshake()
                 self._read_task = asyncio.create_task(self._read_loop(), name="rtmp-reader")
@@ -107,8 +118,7 @@ class RTMPPublishConnection:
         except TimeoutError:
             await self.close()
             raise PublishError(
-                f"timed out after {timeout:g}s connecting to {self._ingest.host}:"
-                f"{self._ingest.port}"
+                f"timed out after {within:g}s connecting to {self._ingest.host}:{self._ingest.port}"
             ) from None
         except PublishError:
             await self.close()
@@ -156,12 +166,15 @@ class RTMPPublishConnection:
     async def _start_publish(self) -> None:
         ingest = self._ingest
         self._send(CSID_CONTROL, SET_CHUNK_SIZE, 0, 0, struct.pack(">I", OUT_CHUNK_SIZE))
-        result = await self._call("connect", {
-            "app": ingest.app,
-            "type": "nonprivate",
-            "flashVer": "FMLE/3.0 (compatible; streamer)",
-            "tcUrl": ingest.tc_url(),
-        })
+        result = await self._call(
+            "connect",
+            {
+                "app": ingest.app,
+                "type": "nonprivate",
+                "flashVer": "FMLE/3.0 (compatible; streamer)",
+                "tcUrl": ingest.tc_url(),
+            },
+        )
         info = result[1] if len(result) > 1 and isinstance(result[1], dict) else {}
         if result[0] == "_error":
             raise PublishError(f"connect rejected: {info.get('code', 'unknown reason')}")
@@ -173,8 +186,9 @@ class RTMPPublishConnection:
             raise PublishError("createStream rejected")
         self.stream_id = int(created[1])
         self._publish_status = asyncio.get_running_loop().create_future()
-        self._send_command("publish", 0, None, key, "live", csid=CSID_STREAM_COMMAND,
-                           stream_id=self.stream_id)
+        self._send_command(
+            "publish", 0, None, key, "live", csid=CSID_STREAM_COMMAND, stream_id=self.stream_id
+        )
         code = await self._publish_status
         if code != "NetStream.Publish.Start":
             # Only the status code: descriptions often repeat the stream key.
@@ -184,13 +198,15 @@ class RTMPPublishConnection:
 
     # -- sending ----------------------------------------------------------------------------
 
-    def _send(self, csid: int, type_id: int, timestamp: int, stream_id: int,
-              payload: bytes) -> None:
+    def _send(
+        self, csid: int, type_id: int, timestamp: int, stream_id: int, payload: bytes
+    ) -> None:
         assert self._writer is not None
         self._writer.write(chunk_message(csid, type_id, timestamp, stream_id, payload))
 
-    def _send_command(self, name: str, txn: float, *args: Any, csid: int = CSID_COMMAND,
-                      stream_id: int = 0) -> None:
+    def _send_command(
+        self, name: str, txn: float, *args: Any, csid: int = CSID_COMMAND, stream_id: int = 0
+    ) -> None:
         self._send(csid, COMMAND_AMF0, 0, stream_id, amf0.encode(name, txn, *args))
 
     async def _call(self, name: str, *args: Any) -> list[Any]:
@@ -324,8 +340,13 @@ class RTMPPublishConnection:
         elif type_id == USER_CONTROL and len(payload) >= 6:
             event = struct.unpack(">H", payload[:2])[0]
             if event == _PING_REQUEST:
-                self._send(CSID_CONTROL, USER_CONTROL, 0, 0,
-                           struct.pack(">H", _PING_RESPONSE) + payload[2:6])
+                self._send(
+                    CSID_CONTROL,
+                    USER_CONTROL,
+                    0,
+                    0,
+                    struct.pack(">H", _PING_RESPONSE) + payload[2:6],
+                )
         elif type_id in (COMMAND_AMF0, COMMAND_AMF3):
             self._on_command(amf0.decode(payload[1:] if type_id == COMMAND_AMF3 else payload))
 
@@ -345,7 +366,8 @@ class RTMPPublishConnection:
                 if code.startswith("NetStream.Publish.") or info.get("level") == "error":
                     status.set_result(code)
             elif info.get("level") == "error" or code in (
-                "NetStream.Publish.Stop", "NetStream.Unpublish.Success"
+                "NetStream.Publish.Stop",
+                "NetStream.Unpublish.Success",
             ):
                 self._fail(PublishError(f"ingest ended the publish: {code}"))
 

@@ -137,7 +137,9 @@ def _video_frames(spec: ClipSpec) -> Iterator[npt.NDArray[np.uint8]]:
     box = max(8, h // 6)
     for n in range(spec.frame_count):
         phase = n / spec.fps
-        luma = (96 + 64 * np.sin(x / 37.0 + phase * 2.0) * np.cos(y / 23.0 - phase)).astype(np.uint8)
+        luma = (96 + 64 * np.sin(x / 37.0 + phase * 2.0) * np.cos(y / 23.0 - phase)).astype(
+            np.uint8
+        )
         # A box that sweeps across the lower part of the picture gives the encoder motion.
         bx = int((w - box) * (0.5 + 0.5 * math.sin(phase * 1.3)))
         by = timecode.band_height(h) + int((h - timecode.band_height(h) - box) * (n % 90) / 90)

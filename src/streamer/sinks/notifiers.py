@@ -251,7 +251,7 @@ class _HTTPNotifier:
                 if delay > self._max_retry_after:
                     raise NotifyError(self.name, 429, f"rate limited for {delay:g} s")
                 _log.info("%s rate limited: retrying in %.1f s", self.name, delay)
-                pass
+                await asyncio.sleep(delay)
             raise NotifyError(
                 self.name, 429, f"still rate limited after {self._max_retries} retries"
             )

@@ -19,6 +19,7 @@
     detailFetchedAt: 0,
     chart: null,
     chartKey: "",
+    chartRange: [0, 1],
     listTickers: [],
     detailTickers: [],
   };
@@ -114,7 +115,7 @@
       const outcome = cell(row);
       if (stream.last_outcome) outcome.appendChild(badge("outcome", stream.last_outcome, OUTCOMES));
       else outcome.textContent = "—";
-      cell(row, renditionNames(stream.renditions));
+      cell(row, renditionNames(stream.renditions), "wrap");
       row.addEventListener("click", (event) => {
         if (event.target !== link) window.location.hash = link.hash;
       });
@@ -148,10 +149,10 @@
     const rows = renditions.map((r) => {
       const row = el("tr");
       row.dataset.rendition = r.name;
-      cell(row, r.name);
+      cell(row, r.name, "wrap");
       cell(row, r.resolution ?? "—");
       const codecs = [r.codecs, r.video_codec && `(${r.video_codec})`].filter(Boolean).join(" ");
-      cell(row, codecs || "—");
+      cell(row, codecs || "—", "wrap");
       const age = cell(row, "", "num");
       const showAge = () => {
         age.textContent = r.last_segment_age_seconds === null
@@ -177,7 +178,7 @@
       cell(row).appendChild(badge("outcome", outcome, OUTCOMES));
       cell(row, fmtDuration(s.duration_seconds), "num");
       cell(row, fmtSeconds(s.startup_latency_seconds), "num");
-      cell(row, s.failed_kinds.length ? s.failed_kinds.join(", ") : "—");
+      cell(row, s.failed_kinds.length ? s.failed_kinds.join(", ") : "—", "wrap");
       return row;
     });
     byId("sessions").tBodies[0].replaceChildren(...rows);
@@ -188,8 +189,8 @@
     const rows = errors.map((e) => {
       const row = el("tr");
       cell(row, fmtTime(e.at));
-      cell(row, e.kind, "mono");
-      cell(row, e.rendition ?? "—");
+      cell(row, e.kind, "mono wrap");
+      cell(row, e.rendition ?? "—", "wrap");
       cell(row, e.detail, "detail-text");
       return row;
     });
@@ -209,7 +210,27 @@
   const chartWidth = () => Math.max(320, byId("chart").clientWidth || 640);
   const legendValue = (u, v) => (v === null || v === undefined ? "—" : `${v.toFixed(2)} s`);
 
-  function renderChart(name, latency) {
+  // uPlot's aligned data: [t, mean0, max0, mean1, max1, ...], with a null row wherever
+  // buckets are missing so that lines break across gaps (e.g. between sessions).
+  function chartData(latency) {
+    const step = latency.bucket_seconds;
+    const columns = [[]];
+    for (const _ of latency.series) columns.push([], []);
+    latency.t.forEach((t, i) => {
+      if (i > 0 && t - latency.t[i - 1] > step) {
+        columns[0].push(latency.t[i - 1] + step);
+        for (let c = 1; c < columns.length; c++) columns[c].push(null);
+      }
+      columns[0].push(t);
+      latency.series.forEach((s, k) => {
+        columns[1 + 2 * k].push(s.mean[i]);
+        columns[2 + 2 * k].push(s.max[i]);
+      });
+    });
+    return columns;
+  }
+
+  function renderChart(name, latency, now) {
     const empty = !latency || latency.t.length === 0;
     byId("chart-empty").hidden = !empty;
     byId("chart").hidden = empty;
@@ -218,8 +239,8 @@
       return;
     }
     const renditions = latency.series.map((s) => s.rendition);
-    const data = [latency.t];
-    for (const s of latency.series) data.push(s.mean, s.max);
+    const data = chartData(latency);
+    view.chartRange = [now - latency.window_seconds, now];
     const key = JSON.stringify([name, renditions]);
     if (view.chart && view.chartKey === key) {
       view.chart.setData(data);
@@ -230,7 +251,7 @@
     renditions.forEach((rendition, i) => {
       const stroke = COLORS[i % COLORS.length];
       series.push({ label: `${rendition} mean`, stroke, width: 2, value: legendValue,
-                    points: { show: true, size: 5 } });
+                    points: { size: 5 } });
       series.push({ label: `${rendition} max`, stroke, width: 1, dash: [5, 4],
                     value: legendValue, points: { show: false } });
     });
@@ -238,8 +259,8 @@
       width: chartWidth(),
       height: CHART_HEIGHT,
       series,
-      scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(1, (max || 0) * 1.15)] } },
-      axes: [{}, { label: "seconds", size: 56, values: (u, ticks) => ticks.map((t) => t.toFixed(1)) }],
+      scales: { x: { time: true, range: () => view.chartRange }, y: { range: (u, min, max) => [0, Math.max(1, (max || 0) * 1.15)] } },
+      axes: [{ space: 80 }, { label: "seconds", size: 56, values: (u, ticks) => ticks.map((t) => t.toFixed(1)) }],
     }, data, byId("chart"));
     view.chartKey = key;
     window.__charts.latency = view.chart;
@@ -253,7 +274,7 @@
     state.textContent = detail.state;
     state.className = `badge state-${STATES.has(detail.state) ? detail.state : "unknown"}`;
     renderMeta(detail);
-    renderChart(detail.name, detail.latency);
+    renderChart(detail.name, detail.latency, detail.now);
     renderRenditions(detail.renditions);
     renderSessions(detail.sessions);
     renderErrors(detail.errors);
