@@ -1,0 +1,129 @@
+"""Prometheus metrics from session events (the original tool's names, `streamer_` prefixed)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from streamer import __version__
+from streamer.events import (
+    CheckFailed,
+    Event,
+    SegmentObserved,
+    SessionEnded,
+    SessionStarted,
+    StreamLabels,
+)
+
+STREAM_LABELS = ("stream", "ingest_region", "playback_region")
+STARTUP_BUCKETS = (0.25, 0.5, 0.75, 1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10, 15, 20, 30, 45, 60)
+LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 4, 5, 6, 8, 10, 15, 20, 30, 60)
+DURATION_BUCKETS = (0.5, 1, 1.5, 1.9, 2.1, 2.5, 3, 4, 5, 6, 8, 10, 12)
+
+
+def _values(labels: StreamLabels) -> tuple[str, str, str]:
+    return labels.stream, labels.ingest_region, labels.playback_region
+
+
+class MetricsSink:
+    """Owns the exporter's metrics; one instance per process, fed by every session."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.active = Gauge(
+            "streamer_active_tests",
+            "1 while a session of the stream runs",
+            STREAM_LABELS,
+            registry=r,
+        )
+        self.tests = Counter(
+            "streamer_tests",
+            "Finished test sessions by outcome",
+            (*STREAM_LABELS, "outcome"),
+            registry=r,
+        )
+        self.startup = Histogram(
+            "streamer_startup_latency_seconds",
+            "First packet accepted -> first segment listed and decodable",
+            STREAM_LABELS,
+            buckets=STARTUP_BUCKETS,
+            registry=r,
+        )
+        self.segment_latency = Histogram(
+            "streamer_segment_latency_seconds",
+            "Newest frame sent -> segment downloaded",
+            (*STREAM_LABELS, "rendition"),
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.listed_latency = Histogram(
+            "streamer_listed_latency_seconds",
+            "Newest frame sent -> segment listed",
+            (*STREAM_LABELS, "rendition"),
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.segment_duration = Histogram(
+            "streamer_segment_duration_seconds",
+            "Segment duration (EXTINF)",
+            (*STREAM_LABELS, "rendition"),
+            buckets=DURATION_BUCKETS,
+            registry=r,
+        )
+        self.errors = Counter(
+            "streamer_errors",
+            "Failures found, by kind and rendition",
+            (*STREAM_LABELS, "kind", "rendition"),
+            registry=r,
+        )
+        self.last_success = Gauge(
+            "streamer_last_session_success",
+            "1 when the last finished session succeeded",
+            STREAM_LABELS,
+            registry=r,
+        )
+        self.last_success_time = Gauge(
+            "streamer_last_success_timestamp_seconds",
+            "When the last successful session ended",
+            STREAM_LABELS,
+            registry=r,
+        )
+        self.build = Gauge("streamer_build_info", "streamer version", ("version",), registry=r)
+        self.build.labels(__version__).set(1)
+        self.api_latency = Histogram(
+            "streamer_api_latency_seconds",
+            "Livepeer Studio API call latency",
+            ("operation",),
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+
+    def register_stream(self, labels: StreamLabels) -> None:
+        """Creates a stream's series at 0, so that dashboards and alerts see it from start."""
+        values = _values(labels)
+        self.active.labels(*values).set(0)
+        for outcome in ("success", "failure", "aborted"):
+            self.tests.labels(*values, outcome)
+
+    def handle(self, event: Event) -> None:
+        values = _values(event.labels)
+        if isinstance(event, SessionStarted):
+            self.active.labels(*values).set(1)
+        elif isinstance(event, SegmentObserved):
+            rendition = (*values, event.rendition)
+            self.segment_duration.labels(*rendition).observe(event.extinf_seconds)
+            if event.segment_latency_seconds is not None:
+                self.segment_latency.labels(*rendition).observe(event.segment_latency_seconds)
+            if event.listed_latency_seconds is not None:
+                self.listed_latency.labels(*rendition).observe(event.listed_latency_seconds)
+        elif isinstance(event, CheckFailed):
+            self.errors.labels(*values, event.kind, event.rendition or "").inc()
+        elif isinstance(event, SessionEnded):
+            self.active.labels(*values).set(0)
+            self.tests.labels(*values, event.outcome).inc()
+            if event.startup_latency_seconds is not None:
+                self.startup.labels(*values).observe(event.startup_latency_seconds)
+            if event.outcome != "aborted":
+                self.last_success.labels(*values).set(1 if event.outcome == "success" else 0)
+            if event.outcome == "success":
+                self.last_success_time.labels(*values).set(event.at)

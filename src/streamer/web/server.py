@@ -1,0 +1,35 @@
+"""The monitor's HTTP server: /metrics, /healthz, /readyz, and the status page."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+
+def build_app(registry: CollectorRegistry, healthy: Callable[[], tuple[bool, str]]) -> web.Application:
+    app = web.Application()
+
+    async def metrics(_: web.Request) -> web.Response:
+        body = generate_latest(registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def healthz(_: web.Request) -> web.Response:
+        ok, detail = healthy()
+        return web.json_response({"ok": ok, "detail": detail}, status=200 if ok else 503)
+
+    async def readyz(_: web.Request) -> web.Response:
+        return web.json_response({"ready": True})
+
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    return app
+
+
+async def serve(app: web.Application, host: str, port: int) -> web.AppRunner:
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    return runner
