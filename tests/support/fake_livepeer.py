@@ -25,7 +25,7 @@ from aiohttp import web
 
 OPERATIONS = ("create_stream", "get_stream", "list_streams", "delete_stream", "ingests")
 _POLICIES = {"public", "jwt", "webhook"}
-_PROFILE_INTS = ("width", "height", "bitrate", "fps")
+_PROFILE_INTS = ("width", "height", "bitrate")
 _PAYLOAD: web.RequestKey[Any] = web.RequestKey("payload", object)
 
 
@@ -255,6 +255,9 @@ def _validate_stream(payload: Any) -> str | None:
             value = profile.get(key)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 return f"profile {profile['name']}: {key} must be a positive integer"
+        fps = profile.get("fps", 0)  # 0, or absent: the source's frame rate
+        if not isinstance(fps, int) or isinstance(fps, bool) or fps < 0:
+            return f"profile {profile['name']}: fps must be a non-negative integer"
         if "fpsDen" in profile and not isinstance(profile["fpsDen"], int):
             return f"profile {profile['name']}: fpsDen must be an integer"
         if "gop" in profile and not isinstance(profile["gop"], str):

@@ -186,8 +186,9 @@ async def test_resolved_alert_names_the_checks_that_had_fired(registry: Collecto
     notifier = RecordingNotifier()
     manager = AlertManager([notifier], registry)
     sessions = Sessions(manager)
-    sessions.run("failure", checks=STARTUP_FAIL, startup=None)
-    sessions.run("failure", checks=STARTUP_FAIL, startup=None)
+    sessions.run("success", startup=1.9, segment=3.0)
+    sessions.run("failure", checks=STARTUP_FAIL, startup=None, segment=None)
+    sessions.run("failure", checks=STARTUP_FAIL, startup=None, segment=None)
     sessions.run("success", startup=2.2, segment=3.3)
     await deliver(manager)
 
@@ -198,7 +199,9 @@ async def test_resolved_alert_names_the_checks_that_had_fired(registry: Collecto
     assert resolved.at > firing.at
     assert resolved.last_startup_latency_seconds == 2.2
     assert resolved.last_segment_latency_seconds == pytest.approx(3.3)
+    # Latencies are the latest session's: an earlier session's 3.0 s would mislead.
     assert firing.last_startup_latency_seconds is None
+    assert firing.last_segment_latency_seconds is None
 
 
 async def test_aborted_sessions_count_neither_way(registry: CollectorRegistry) -> None:

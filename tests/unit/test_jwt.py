@@ -77,6 +77,17 @@ def test_fresh_token_is_valid_now(key: ec.EllipticCurvePrivateKey) -> None:
     assert jwt.decode(token, key.public_key(), algorithms=["ES256"])["sub"] == "p"
 
 
+def test_key_id_goes_into_the_header(key: ec.EllipticCurvePrivateKey) -> None:
+    token = PlaybackTokenSigner(private_pem(key), key_id="kid-1").token("p")
+    assert jwt.get_unverified_header(token)["kid"] == "kid-1"
+    signer = signer_from_env(
+        {"LIVEPEER_SIGNING_KEY": private_pem(key), "LIVEPEER_SIGNING_KEY_ID": "kid-2"}
+    )
+    assert signer is not None
+    assert jwt.get_unverified_header(signer.token("p"))["kid"] == "kid-2"
+    assert "kid" not in jwt.get_unverified_header(PlaybackTokenSigner(private_pem(key)).token("p"))
+
+
 def test_base64_key_as_the_signing_key_api_returns_it(key: ec.EllipticCurvePrivateKey) -> None:
     b64_private = base64.b64encode(private_pem(key).encode()).decode()
     b64_public = base64.b64encode(public_pem(key)).decode()

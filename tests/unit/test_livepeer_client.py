@@ -231,7 +231,7 @@ async def test_invalid_payload_is_rejected_with_validation_message(
     ("status", "body", "expected"),
     [
         (500, None, "list_streams: 500 internal error"),
-        (503, "<html>Service Unavailable</html>", "list_streams: 503 HTTP 503"),
+        (503, "<html>Service Unavailable</html>", "list_streams: 503 Service Unavailable"),
         (400, '{"message": "bad cursor"}', "list_streams: 400 bad cursor"),
         (200, '{"errors": ["deprecated", "try later"]}', "list_streams: 200 deprecated; try later"),
         (200, "not json", "list_streams: 200 malformed JSON in the answer"),
@@ -371,3 +371,35 @@ def test_client_rejects_unusable_settings() -> None:
         LivepeerClient("ftp://x/api", API_KEY, None)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="api_key is empty"):
         LivepeerClient("http://127.0.0.1:1/api", "  ", None)  # type: ignore[arg-type]
+
+
+async def test_profiles_from_configuration_are_accepted_by_the_api(
+    fake: FakeLivepeer, session: aiohttp.ClientSession
+) -> None:
+    config = [
+        {"name": "720p", "width": 1280, "height": 720, "bitrate": 2000000},
+        {
+            "name": "source-fps",
+            "width": 640,
+            "height": 360,
+            "bitrate": 500000,
+            "fps": 0,
+            "fps_den": 1,
+            "gop": 2.0,
+        },
+    ]
+    profiles = [Profile.from_dict(item) for item in config]
+    assert profiles[0] == Profile("720p", 1280, 720, 2_000_000, 30)
+    created = await make_client(fake, session).create_stream("streamer-c-1", profiles=profiles)
+    assert fake.streams[created.id]["profiles"][1] == {
+        "name": "source-fps",
+        "width": 640,
+        "height": 360,
+        "bitrate": 500_000,
+        "fps": 0,
+        "fpsDen": 1,
+        "gop": "2.0",
+    }
+    for bad, field in (({"width": 1}, "name"), ({"name": "x", "width": "wide"}, "width")):
+        with pytest.raises(ValueError, match=field):
+            Profile.from_dict(bad)

@@ -12,7 +12,7 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
@@ -62,6 +62,41 @@ class Profile:
     fps_den: int | None = None
     gop: str | None = None  # seconds between keyframes, a string in the API ("2.0")
     profile: str | None = None  # H264Baseline, H264Main, ...
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Profile:
+        """From configuration (API or snake_case keys); fps defaults to 30, 0 = the source's.
+
+        Raises ValueError naming the field."""
+        label = data.get("name")
+        if not isinstance(label, str) or not label:
+            raise ValueError("profile: name is required")
+        values: dict[str, int] = {}
+        for key, default, least in (
+            ("width", None, 1),
+            ("height", None, 1),
+            ("bitrate", None, 1),
+            ("fps", 30, 0),
+        ):
+            value = data.get(key, default)
+            if not isinstance(value, int) or isinstance(value, bool) or value < least:
+                raise ValueError(f"profile {label}: {key} must be a whole number >= {least}")
+            values[key] = value
+        fps_den = data.get("fpsDen", data.get("fps_den"))
+        if fps_den is not None and (not isinstance(fps_den, int) or fps_den < 1):
+            raise ValueError(f"profile {label}: fpsDen must be a positive whole number")
+        gop = data.get("gop")
+        profile = data.get("profile")
+        return cls(
+            label,
+            values["width"],
+            values["height"],
+            values["bitrate"],
+            values["fps"],
+            fps_den,
+            None if gop is None else str(gop),
+            None if profile is None else str(profile),
+        )
 
     def to_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -256,6 +291,7 @@ class LivepeerClient:
             ) as response:
                 raw = await response.read()
                 status = response.status
+                reason = response.reason or ""
                 next_link = response.links.get("next")
                 next_url = str(next_link.get("url")) if next_link else None
         except TimeoutError:
@@ -275,10 +311,10 @@ class LivepeerClient:
 
         body = self._decode(operation, status, raw)
         if status >= 400:
-            raise LivepeerAPIError(operation, status, self._error_message(body, status))
+            raise LivepeerAPIError(operation, status, self._error_message(body, reason))
         if isinstance(body, dict) and body.get("errors"):
             # Older deployments answer errors with a 2xx status.
-            raise LivepeerAPIError(operation, status, self._error_message(body, status))
+            raise LivepeerAPIError(operation, status, self._error_message(body, reason))
         if next_url is not None:
             next_url = self._same_origin(urljoin(url, next_url))
         return _Answer(operation, status, body, next_url)
@@ -301,7 +337,7 @@ class LivepeerClient:
                 return None  # an HTML error page: the status says enough
             raise LivepeerAPIError(operation, status, "malformed JSON in the answer") from None
 
-    def _error_message(self, body: Any, status: int) -> str:
+    def _error_message(self, body: Any, reason: str) -> str:
         message = ""
         if isinstance(body, dict):
             errors = body.get("errors")
@@ -312,7 +348,7 @@ class LivepeerClient:
             elif isinstance(body.get("error"), str):
                 message = body["error"]
         if not message:
-            message = f"HTTP {status}"
+            message = reason or "error"  # the HTTP reason phrase: "Service Unavailable"
         # The API is not expected to echo the key, but the message ends up in logs.
         message = message.replace(self._api_key, "****")
         return message[:_MAX_MESSAGE]

@@ -22,6 +22,7 @@ LIVEPEER_JWT_HEADER = "Livepeer-Jwt"
 LIVEPEER_JWT_QUERY = "jwt"
 SIGNING_KEY_ENV = "LIVEPEER_SIGNING_KEY"
 SIGNING_PUBLIC_KEY_ENV = "LIVEPEER_SIGNING_PUBLIC_KEY"
+SIGNING_KEY_ID_ENV = "LIVEPEER_SIGNING_KEY_ID"
 DEFAULT_ISSUER = "streamer"
 
 
@@ -36,6 +37,7 @@ class PlaybackTokenSigner:
         public_key_b64: str | None = None,
         issuer: str = DEFAULT_ISSUER,
         *,
+        key_id: str | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         """`private_key_pem`: a PEM, or the base64 of one as the signing-key API returns it."""
@@ -52,6 +54,7 @@ class PlaybackTokenSigner:
         given = (public_key_b64 or "").strip()
         self.public_key_b64 = given if given and not given.startswith("-----") else derived
         self.issuer = issuer
+        self.key_id = key_id or None  # the signing key's id in Studio: a `kid` header
         self._clock = clock
 
     def __repr__(self) -> str:
@@ -71,17 +74,21 @@ class PlaybackTokenSigner:
             "iat": now,
             "exp": now + max(1, round(ttl_seconds)),
         }
-        return jwt.encode(claims, self._key, algorithm="ES256")
+        headers = {"kid": self.key_id} if self.key_id else None
+        return jwt.encode(claims, self._key, algorithm="ES256", headers=headers)
 
 
 def signer_from_env(
     env: Mapping[str, str], issuer: str = DEFAULT_ISSUER
 ) -> PlaybackTokenSigner | None:
-    """From LIVEPEER_SIGNING_KEY[_FILE] (+ optional LIVEPEER_SIGNING_PUBLIC_KEY[_FILE])."""
+    """From LIVEPEER_SIGNING_KEY[_FILE], with the optional LIVEPEER_SIGNING_PUBLIC_KEY[_FILE]
+    and LIVEPEER_SIGNING_KEY_ID; None when no signing key is configured."""
     private = load_secret(env, SIGNING_KEY_ENV)
     if private is None:
         return None
-    return PlaybackTokenSigner(private, load_secret(env, SIGNING_PUBLIC_KEY_ENV), issuer)
+    public = load_secret(env, SIGNING_PUBLIC_KEY_ENV)
+    key_id = env.get(SIGNING_KEY_ID_ENV, "").strip() or None
+    return PlaybackTokenSigner(private, public, issuer, key_id=key_id)
 
 
 def _load_private_key(text: str) -> ec.EllipticCurvePrivateKey:

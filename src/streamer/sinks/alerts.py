@@ -15,8 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 from urllib.parse import quote, urlsplit
@@ -136,11 +135,9 @@ class AlertManager:
         settings: AlertSettings | None = None,
         *,
         queue_size: int = 100,
-        clock: Callable[[], float] = time.time,
     ) -> None:
         self.notifiers = list(notifiers)
         self.settings = settings or AlertSettings()
-        self._clock = clock
         self._streams: dict[str, _StreamState] = {}
         self._queue: asyncio.Queue[Alert] = asyncio.Queue(maxsize=queue_size)
         self._worker: asyncio.Task[None] | None = None

@@ -46,9 +46,8 @@ class NotifyError(Exception):
     def __init__(self, notifier: str, status: int | None, message: str) -> None:
         self.notifier = notifier
         self.status = status
-        super().__init__(
-            f"{notifier}: HTTP {status} {message}" if status else f"{notifier}: {message}"
-        )
+        text = f"HTTP {status} {message}" if status is not None else message
+        super().__init__(f"{notifier}: {text}")
 
 
 # -- message text ----------------------------------------------------------------------------
