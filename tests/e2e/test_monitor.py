@@ -178,3 +178,20 @@ def test_dotenv_file_is_read_and_bad_yaml_names_stream_and_field(tmp_path: Path)
     assert result.returncode == 2
     assert "streams[1]" in result.stderr and "broken" in result.stderr
     assert "duration" in result.stderr
+
+
+def test_embedded_default_produces_a_successful_session(tmp_path: Path) -> None:
+    """No configuration at all: the monitor runs its embedded origin and measures it."""
+    with _monitor(tmp_path, env={"DURATION": "12s", "GRACE_PERIOD": "2s"}) as (_, port, logs):
+        deadline = time.monotonic() + 90
+        while _metric(port, "streamer_tests_total", outcome="success") in ([], [0.0]):
+            assert time.monotonic() < deadline, "no successful session within 90 s"
+            time.sleep(0.5)
+        renditions = {
+            line.split('rendition="')[1].split('"')[0]
+            for line in urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics")
+            .read().decode().splitlines()
+            if line.startswith("streamer_segment_latency_seconds_count{")
+        }
+        assert len(renditions) >= 2  # the embedded origin transcodes a ladder
+    assert "embedded origin" in logs[0]
