@@ -45,8 +45,12 @@ def connected(labels: StreamLabels, sid: str, at: float) -> PublishConnected:
 
 
 def discovered(
-    labels: StreamLabels, sid: str, at: float, rendition: str = "360p",
-    resolution: str | None = "640x360", codecs: str | None = "avc1.64001e,mp4a.40.2",
+    labels: StreamLabels,
+    sid: str,
+    at: float,
+    rendition: str = "360p",
+    resolution: str | None = "640x360",
+    codecs: str | None = "avc1.64001e,mp4a.40.2",
 ) -> RenditionDiscovered:
     return RenditionDiscovered(labels, sid, rendition, resolution, codecs, 900_000, at)
 
@@ -58,36 +62,64 @@ def first_segment(
 
 
 def segment(
-    labels: StreamLabels, sid: str, downloaded_at: float, latency: float | None,
-    rendition: str = "360p", sequence: int = 0, resolution: str | None = "640x360",
+    labels: StreamLabels,
+    sid: str,
+    downloaded_at: float,
+    latency: float | None,
+    rendition: str = "360p",
+    sequence: int = 0,
+    resolution: str | None = "640x360",
 ) -> SegmentObserved:
     sent = None if latency is None else downloaded_at - latency
     return SegmentObserved(
-        labels, sid, rendition, sequence,
-        listed_at=downloaded_at - 0.1, downloaded_at=downloaded_at,
-        extinf_seconds=2.0, media_duration_seconds=2.0, newest_frame_sent_at=sent,
-        resolution=resolution, video_codec="h264", size_bytes=250_000,
+        labels,
+        sid,
+        rendition,
+        sequence,
+        listed_at=downloaded_at - 0.1,
+        downloaded_at=downloaded_at,
+        extinf_seconds=2.0,
+        media_duration_seconds=2.0,
+        newest_frame_sent_at=sent,
+        resolution=resolution,
+        video_codec="h264",
+        size_bytes=250_000,
     )
 
 
 def check_failed(
-    labels: StreamLabels, sid: str, at: float, kind: str = "segment_latency",
-    detail: str = "segment 12 took 9.1 s", rendition: str | None = "360p",
+    labels: StreamLabels,
+    sid: str,
+    at: float,
+    kind: str = "segment_latency",
+    detail: str = "segment 12 took 9.1 s",
+    rendition: str | None = "360p",
 ) -> CheckFailed:
     return CheckFailed(labels, sid, kind, rendition, detail, at)
 
 
 def ended(
-    labels: StreamLabels, sid: str, at: float, outcome: Outcome = "success",
-    startup: float | None = 2.2, failed_kinds: tuple[str, ...] = (),
+    labels: StreamLabels,
+    sid: str,
+    at: float,
+    outcome: Outcome = "success",
+    startup: float | None = 2.2,
+    failed_kinds: tuple[str, ...] = (),
 ) -> SessionEnded:
     return SessionEnded(labels, sid, outcome, at, startup, failed_kinds)
 
 
 def play_session(
-    sink: EventSink, labels: StreamLabels, sid: str, start: float, *, seconds: float = 60.0,
+    sink: EventSink,
+    labels: StreamLabels,
+    sid: str,
+    start: float,
+    *,
+    seconds: float = 60.0,
     renditions: tuple[tuple[str, str], ...] = (("360p", "640x360"), ("144p", "256x144")),
-    base_latency: float = 3.0, end: Outcome | None = "success", clock: Clock | None = None,
+    base_latency: float = 3.0,
+    end: Outcome | None = "success",
+    clock: Clock | None = None,
 ) -> float:
     """Feed a whole session (segments every 2 s per rendition); returns its last event time.
 

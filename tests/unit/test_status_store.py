@@ -146,9 +146,7 @@ def test_session_lists_its_failing_checks_once_each(store: StatusStore, clock: C
     store.handle(check_failed(ALPHA, "s1", t + 5, kind="segment_latency"))
     store.handle(check_failed(ALPHA, "s1", t + 7, kind="segment_latency"))
     store.handle(check_failed(ALPHA, "s1", t + 9, kind="rendition_missing"))
-    store.handle(
-        ended(ALPHA, "s1", t + 30, "failure", failed_kinds=("segment_latency", "stall"))
-    )
+    store.handle(ended(ALPHA, "s1", t + 30, "failure", failed_kinds=("segment_latency", "stall")))
     [session] = detail(store)["sessions"]
     assert session["outcome"] == "failure"
     assert session["failed_kinds"] == ["segment_latency", "rendition_missing", "stall"]
@@ -193,9 +191,7 @@ def test_renditions_share_one_time_axis_with_gaps(store: StatusStore, clock: Clo
 
 def test_latency_keeps_only_the_last_hour(store: StatusStore, clock: Clock) -> None:
     start = clock.now
-    end = play_session(
-        store, ALPHA, "s1", start, seconds=2 * WINDOW_SECONDS, end=None, clock=clock
-    )
+    end = play_session(store, ALPHA, "s1", start, seconds=2 * WINDOW_SECONDS, end=None, clock=clock)
     clock.now = end
     latency = detail(store)["latency"]
     assert len(latency["t"]) <= WINDOW_SECONDS / BUCKET_SECONDS + 1
@@ -204,6 +200,13 @@ def test_latency_keeps_only_the_last_hour(store: StatusStore, clock: Clock) -> N
     clock.now = end + WINDOW_SECONDS + 20  # an hour with no segments: the chart is empty
     assert detail(store)["latency"]["t"] == []
     assert detail(store)["latency"]["series"] == []
+
+
+def test_latency_memory_stays_bounded_without_reads(store: StatusStore, clock: Clock) -> None:
+    play_session(store, ALPHA, "s1", clock.now, seconds=3 * WINDOW_SECONDS, end=None, clock=clock)
+    # white-box: what is held, not what is shown (reads prune too)
+    held = store._streams["alpha"].latency._by_rendition
+    assert all(len(b) <= WINDOW_SECONDS / BUCKET_SECONDS + 2 for b in held.values())
 
 
 def test_samples_outside_the_window_are_dropped(store: StatusStore, clock: Clock) -> None:

@@ -85,7 +85,9 @@ async def test_page_is_self_contained_with_a_strict_csp(client: aiohttp.ClientSe
         ("/static/vendor/uPlot.LICENSE", "text/plain"),
     ],
 )
-async def test_assets_come_from_package_data(client: aiohttp.ClientSession, path: str, content_type: str) -> None:
+async def test_assets_come_from_package_data(
+    client: aiohttp.ClientSession, path: str, content_type: str
+) -> None:
     response = await client.get(path)
     assert response.status == 200
     assert response.headers["Content-Type"].startswith(content_type)

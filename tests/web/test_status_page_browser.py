@@ -6,13 +6,12 @@ import re
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from aiohttp import web
-from playwright.async_api import Page, expect
+from playwright.async_api import Locator, Page, expect
 
-from streamer.events import StreamLabels
+from streamer.events import Outcome, StreamLabels
 from streamer.web.status import StatusStore, add_status_routes
 from tests.support.browser import chromium, open_page, serve_app
 from tests.support.status_events import (
@@ -37,7 +36,8 @@ def feed_history(store: StatusStore) -> None:
     """alpha: three finished sessions and one playing; beta: failed; gamma: not started."""
     now = time.time()
     t = now - 1500
-    for i, outcome in enumerate(("success", "failure", "success")):
+    outcomes: tuple[Outcome, ...] = ("success", "failure", "success")
+    for i, outcome in enumerate(outcomes):
         end = play_session(store, ALPHA, f"alpha-{i}", t, seconds=240, end=None)
         if outcome == "failure":
             store.handle(check_failed(ALPHA, f"alpha-{i}", end - 30, kind="segment_latency"))
@@ -65,7 +65,7 @@ async def page_and_store() -> AsyncIterator[tuple[Page, StatusStore, list[str]]]
         yield page, store, problems
 
 
-def row(page: Page, stream: str) -> Any:
+def row(page: Page, stream: str) -> Locator:
     return page.locator(f'#streams tbody tr[data-stream="{stream}"]')
 
 
@@ -81,7 +81,9 @@ async def test_status_page_shows_streams_sessions_chart_and_live_updates(
     await expect(row(page, "gamma").locator(".badge").first).to_have_text("idle")
     await expect(row(page, "alpha")).to_contain_text("eu-west")
     await expect(row(page, "alpha")).to_contain_text("us-east")
-    await expect(row(page, "alpha").locator("td").nth(4)).to_have_text(re.compile(r"running 5m \d\ds"))
+    await expect(row(page, "alpha").locator("td").nth(4)).to_have_text(
+        re.compile(r"running 5m \d\ds")
+    )
     await expect(row(page, "beta")).to_contain_text("failure")
 
     # alpha's detail (the first stream is selected): sessions, renditions, chart
@@ -95,7 +97,7 @@ async def test_status_page_shows_streams_sessions_chart_and_live_updates(
     renditions = page.locator("#renditions tbody tr")
     await expect(renditions).to_have_count(2)
     await expect(renditions.nth(0)).to_contain_text("640x360")
-    await expect(renditions.nth(0)).to_contain_text("avc1.64001e,mp4a.40.2 (h264)")
+    await expect(renditions.nth(0)).to_contain_text("avc1.64001e, mp4a.40.2 (h264)")
 
     await page.wait_for_function("() => window.__charts && window.__charts.latency")
     chart = await page.evaluate(

@@ -151,7 +151,8 @@
       row.dataset.rendition = r.name;
       cell(row, r.name, "wrap");
       cell(row, r.resolution ?? "—");
-      const codecs = [r.codecs, r.video_codec && `(${r.video_codec})`].filter(Boolean).join(" ");
+      const advertised = r.codecs && r.codecs.split(",").join(", ");
+      const codecs = [advertised, r.video_codec && `(${r.video_codec})`].filter(Boolean).join(" ");
       cell(row, codecs || "—", "wrap");
       const age = cell(row, "", "num");
       const showAge = () => {
