@@ -53,8 +53,14 @@ class Monitor:
         now = time.monotonic()
         for stream in self.config.streams:
             last = self._progress.get(stream.name)
-            limit = (stream.duration + stream.grace_period + stream.startup_timeout
-                     + stream.drain_timeout + stream.connect_timeout + 60)
+            limit = (
+                stream.duration
+                + stream.grace_period
+                + stream.startup_timeout
+                + stream.drain_timeout
+                + stream.connect_timeout
+                + 60
+            )
             if last is not None and now - last > limit:
                 return False, f"stream {stream.name!r} made no progress for {now - last:.0f}s"
         return True, "ok"
@@ -63,8 +69,10 @@ class Monitor:
         async with aiohttp.ClientSession() as http:
             count = len(self.config.streams)
             tasks = [
-                asyncio.create_task(self._loop(stream, http, i * stream.grace_period / count),
-                                    name=f"stream-{stream.name}")
+                asyncio.create_task(
+                    self._loop(stream, http, i * stream.grace_period / count),
+                    name=f"stream-{stream.name}",
+                )
                 for i, stream in enumerate(self.config.streams)
             ]
             try:
@@ -74,16 +82,20 @@ class Monitor:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _loop(self, stream: StreamConfig, http: aiohttp.ClientSession,
-                    offset: float) -> None:
+    async def _loop(self, stream: StreamConfig, http: aiohttp.ClientSession, offset: float) -> None:
         self._progress[stream.name] = time.monotonic()
         await asyncio.sleep(offset)
         flv = await asyncio.to_thread(flv_clip, clip_spec(stream.clip))
         while True:
             self._progress[stream.name] = time.monotonic()
             assert stream.ingest_url is not None and stream.playback_url is not None
-            session = Session(session_settings(stream, stream.ingest_url, stream.playback_url),
-                              flv, clip_spec(stream.clip), self.sink, http)
+            session = Session(
+                session_settings(stream, stream.ingest_url, stream.playback_url),
+                flv,
+                clip_spec(stream.clip),
+                self.sink,
+                http,
+            )
             try:
                 await session.run()
             except asyncio.CancelledError:
@@ -120,10 +132,12 @@ def _embedded_config(env: dict[str, str]) -> MonitorConfig:
         "playback_region": env.get("REGION") or "local",
     }
     try:
-        return MonitorConfig.model_validate({
-            "streams": [entry],
-            "metrics_addr": env.get("METRICS_ADDR") or "0.0.0.0:9090",  # noqa: S104
-        })
+        return MonitorConfig.model_validate(
+            {
+                "streams": [entry],
+                "metrics_addr": env.get("METRICS_ADDR") or "0.0.0.0:9090",
+            }
+        )
     except Exception as exc:
         raise ConfigError(f"environment: {exc}") from None
 
@@ -136,8 +150,9 @@ async def _main(config: MonitorConfig, embedded: bool) -> int:
         origin = EmbeddedOrigin()
         await origin.start()
         key = "embedded" + secrets.token_hex(8)
-        stream = config.streams[0].model_copy(update={
-            "ingest_url": origin.ingest_url(key), "playback_url": origin.playback_url(key)})
+        stream = config.streams[0].model_copy(
+            update={"ingest_url": origin.ingest_url(key), "playback_url": origin.playback_url(key)}
+        )
         config = config.model_copy(update={"streams": [stream]})
         log.info("no ingest configured: monitoring the embedded origin (%s)", origin.describe())
     for stream in config.streams:
@@ -188,6 +203,5 @@ def monitor_command(args: argparse.Namespace) -> int:
     try:
         return asyncio.run(_main(config, embedded))
     except OSError as exc:
-        print(f"streamer: cannot serve on {config.metrics_addr}: {exc.strerror}",
-              file=sys.stderr)
+        print(f"streamer: cannot serve on {config.metrics_addr}: {exc.strerror}", file=sys.stderr)
         return 2

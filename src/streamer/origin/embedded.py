@@ -34,12 +34,18 @@ class EmbeddedOrigin:
     def describe(self) -> str:
         return f"RTMP 127.0.0.1:{self.rtmp_port}, HLS http://127.0.0.1:{self.http_port}/hls/"
 
-    async def start(self, timeout: float = 20.0) -> None:
+    async def start(self, within: float = 20.0) -> None:
         self._process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "streamer", "origin", "--rtmp-port", str(self.rtmp_port),
-            "--http-port", str(self.http_port),
+            sys.executable,
+            "-m",
+            "streamer",
+            "origin",
+            "--rtmp-port",
+            str(self.rtmp_port),
+            "--http-port",
+            str(self.http_port),
         )
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(within):
             while True:
                 try:
                     _, writer = await asyncio.open_connection("127.0.0.1", self.http_port)

@@ -8,7 +8,9 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 
-def build_app(registry: CollectorRegistry, healthy: Callable[[], tuple[bool, str]]) -> web.Application:
+def build_app(
+    registry: CollectorRegistry, healthy: Callable[[], tuple[bool, str]]
+) -> web.Application:
     app = web.Application()
 
     async def metrics(_: web.Request) -> web.Response:

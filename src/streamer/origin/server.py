@@ -1,0 +1,110 @@
+"""`streamer origin`: a local live origin, RTMP in, an HLS ladder out, over HTTP.
+
+Publish to rtmp://HOST:RTMP_PORT/live/KEY (any app, any plain key); play
+http://HOST:HTTP_PORT/hls/KEY/index.m3u8. One asyncio loop runs the RTMP relay and the
+HTTP server; each publish is transcoded in its own thread (see relay.py, worker.py).
+Runs until SIGTERM or SIGINT, then ends every publish (their playlists get
+EXT-X-ENDLIST), removes its files and exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import av.logging
+from aiohttp import web
+
+from streamer.origin.http import hls_app
+from streamer.origin.relay import PublishRelay
+
+log = logging.getLogger("streamer.origin")
+
+EXIT_OK, EXIT_FAILURE = 0, 1
+
+
+@dataclass(frozen=True)
+class OriginConfig:
+    host: str = "127.0.0.1"
+    rtmp_port: int = 1935
+    http_port: int = 8080
+
+
+class Origin:
+    """The running servers; `start()` binds both ports (OSError when it cannot)."""
+
+    def __init__(self, config: OriginConfig, root: Path) -> None:
+        self.config = config
+        self.hls_root = root
+        self._relay = PublishRelay(root)
+        self._rtmp: asyncio.Server | None = None
+        self._http: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        # RTMP first: whoever waits for the HTTP port may publish as soon as it answers.
+        self._rtmp = await asyncio.start_server(
+            self._relay.handle, self.config.host, self.config.rtmp_port
+        )
+        self._http = web.AppRunner(hls_app(self.hls_root), access_log=None)
+        await self._http.setup()
+        await web.TCPSite(self._http, self.config.host, self.config.http_port).start()
+
+    async def stop(self) -> None:
+        if self._rtmp is not None:
+            self._rtmp.close()
+        await self._relay.close()
+        if self._http is not None:
+            await self._http.cleanup()
+
+
+async def run_origin(config: OriginConfig) -> int:
+    with tempfile.TemporaryDirectory(prefix="streamer-origin-", ignore_cleanup_errors=True) as root:
+        origin = Origin(config, Path(root))
+        try:
+            await origin.start()
+        except OSError as exc:
+            log.error("cannot listen on %s: %s", config.host, exc.strerror or exc)
+            await origin.stop()
+            return EXIT_FAILURE
+        log.info(
+            "listening: rtmp://%s:%d/live/<key> -> http://%s:%d/hls/<key>/index.m3u8",
+            config.host,
+            config.rtmp_port,
+            config.host,
+            config.http_port,
+        )
+        await _wait_for_stop_signal()
+        log.info("stopping")
+        await origin.stop()
+    return EXIT_OK
+
+
+async def _wait_for_stop_signal() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+
+
+def origin_command(args: argparse.Namespace) -> int:
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s origin: %(message)s",
+    )
+    # FFmpeg's own messages can name the stream key ("Unexpected stream KEY"): keep them
+    # off; failures reach us as exceptions, and we log those with the key masked.
+    av.logging.set_level(None)
+    config = OriginConfig(host=args.host, rtmp_port=args.rtmp_port, http_port=args.http_port)
+    return asyncio.run(run_origin(config))

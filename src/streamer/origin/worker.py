@@ -1,0 +1,125 @@
+"""One publish, served by FFmpeg's RTMP listener and transcoded to HLS, in its own thread.
+
+PyAV releases the GIL while FFmpeg accepts, reads, decodes and encodes, so the asyncio
+loop (relay and HTTP server) stays responsive while a worker blocks or transcodes.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import av
+from av.container import InputContainer
+
+from streamer.origin.ladder import HlsLadder
+
+log = logging.getLogger("streamer.origin")
+
+# The whole accept + handshake + stream probing must fit in this; it also bounds a
+# worker whose relay never connected.
+OPEN_TIMEOUT_S = 20.0
+READ_TIMEOUT_S = 10.0  # a publisher silent this long is gone
+KEY_WAIT_S = 5.0
+LISTEN_OPTIONS = {
+    "listen": "1",
+    # FLV carries codec parameters up front; half a second of probing is plenty and
+    # keeps the publish -> first segment delay close to one GOP.
+    "analyzeduration": "500000",
+}
+
+
+class PublishWorker(threading.Thread):
+    """Listens on a private loopback port for exactly one relayed publisher."""
+
+    def __init__(self, port: int, hls_root: Path) -> None:
+        super().__init__(name=f"origin-publish-{port}", daemon=True)
+        self.port = port
+        self._hls_root = hls_root
+        self._key_ready = threading.Event()
+        self._key: str | None = None
+        self.started_at: float | None = None  # monotonic, when FFmpeg had the streams
+        self.frames = 0
+        self.renditions: list[str] = []
+        self.error: str | None = None
+
+    def set_key(self, key: str) -> None:
+        """Called by the relay once the publisher named its (validated, claimed) key."""
+        self._key = key
+        self._key_ready.set()
+
+    def run(self) -> None:
+        try:
+            source = av.open(
+                f"rtmp://127.0.0.1:{self.port}/live/origin",
+                "r",
+                format="flv",
+                options=LISTEN_OPTIONS,
+                timeout=(OPEN_TIMEOUT_S, READ_TIMEOUT_S),
+            )
+        except (av.FFmpegError, OSError) as exc:
+            self.error = f"publish did not start: {_describe(exc)}"
+            return
+        with source:
+            self._serve(source)
+
+    def _serve(self, source: InputContainer) -> None:
+        if not self._key_ready.wait(KEY_WAIT_S) or self._key is None:
+            self.error = "publisher sent media without a stream key"
+            return
+        if not source.streams.video:
+            self.error = "publish has no video"
+            return
+        self.started_at = time.monotonic()
+        out_dir = self._hls_root / self._key  # emptied by the relay at `publish`
+        try:
+            ladder = HlsLadder(source, out_dir)
+        except (av.FFmpegError, OSError, ValueError) as exc:
+            self.error = f"cannot start transcoding: {_describe(exc)}"
+            return
+        self.renditions = [f"{r.name} {r.width}x{r.height}" for r in ladder.renditions]
+        try:
+            for packet in source.demux():
+                ladder.push(packet)
+        except EOFError:
+            pass
+        except av.error.ExitError:  # PyAV's read timeout interrupted FFmpeg
+            self.error = f"publisher sent nothing for {READ_TIMEOUT_S:g}s"
+        except OSError as exc:
+            # FFmpeg's RTMP server reports the publisher's goodbye as EIO.
+            if not _is_end_of_publish(exc):
+                self.error = f"reading the publish failed: {_describe(exc)}"
+        except (av.FFmpegError, ValueError) as exc:
+            self.error = f"transcoding failed: {_describe(exc)}"
+        finally:
+            self.frames = ladder.frames
+            _finish(ladder)
+
+
+def fresh_directory(path: Path) -> Path:
+    """Empties `path` (a previous session's segments) and returns it, ready to write."""
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return path
+
+
+def _finish(ladder: HlsLadder) -> None:
+    try:
+        ladder.close()
+    except (av.FFmpegError, OSError, ValueError) as exc:
+        log.warning("finishing the HLS output failed: %s", _describe(exc))
+
+
+def _is_end_of_publish(exc: OSError) -> bool:
+    return exc.errno in (errno.EIO, errno.ECONNRESET, errno.EPIPE, None)
+
+
+def _describe(exc: BaseException) -> str:
+    # FFmpeg's messages name the URL; ours is the private listener's, never the key.
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or exc.__class__.__name__
