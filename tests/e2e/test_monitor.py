@@ -32,17 +32,27 @@ def _metric(port: int, name: str, **labels: str) -> list[float]:
 
 
 @contextmanager
-def _monitor(tmp_path: Path, *args: str, env: dict[str, str] | None = None
-             ) -> Iterator[tuple[subprocess.Popen[str], int, list[str]]]:
+def _monitor(
+    tmp_path: Path, *args: str, env: dict[str, str] | None = None
+) -> Iterator[tuple[subprocess.Popen[str], int, list[str]]]:
     port = free_port()
-    full_env = {**os.environ, "METRICS_ADDR": f"127.0.0.1:{port}", "LOG_FORMAT": "json",
-                **(env or {})}
+    full_env = {
+        **os.environ,
+        "METRICS_ADDR": f"127.0.0.1:{port}",
+        "LOG_FORMAT": "json",
+        **(env or {}),
+    }
     for variable in ("INJEST_URL", "INGEST_URL", "PLAYBACK_URL", "STREAMER_CONFIG"):
         if variable not in (env or {}):
             full_env.pop(variable, None)
-    process = subprocess.Popen([sys.executable, "-m", "streamer", "monitor", *args],
-                               cwd=tmp_path, env=full_env, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamer", "monitor", *args],
+        cwd=tmp_path,
+        env=full_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     output: list[str] = []
     try:
         wait_for_port(port, timeout=30)
@@ -62,15 +72,15 @@ streams:
     grace_period: "4s"
     injest_region: "eu-west"
     playback_region: "eu-west"
-    injest_url: "{origin.ingest_url('keyeusecret0001')}"
-    playback_url: "{origin.playback_url('keyeusecret0001')}"
+    injest_url: "{origin.ingest_url("keyeusecret0001")}"
+    playback_url: "{origin.playback_url("keyeusecret0001")}"
   - name: "us stream"
     duration: 10s
     grace_period: 4s
     ingest_region: us-east
     playback_region: us-east
     ingest_url: "${{US_INGEST}}"
-    playback_url: "{origin.playback_url('keyussecret0002')}"
+    playback_url: "{origin.playback_url("keyussecret0002")}"
 """)
     return path
 
@@ -79,8 +89,10 @@ def test_two_streams_scraped_by_prometheus(tmp_path: Path) -> None:
     with NginxOrigin(tmp_path / "nginx") as origin:
         config = _streams_file(tmp_path, origin)
         env = {"US_INGEST": origin.ingest_url("keyussecret0002")}
-        with _monitor(tmp_path, "--config", str(config), env=env) as (_, port, logs), \
-                PrometheusServer(tmp_path / "prom", targets=[f"127.0.0.1:{port}"]) as prom:
+        with (
+            _monitor(tmp_path, "--config", str(config), env=env) as (_, port, logs),
+            PrometheusServer(tmp_path / "prom", targets=[f"127.0.0.1:{port}"]) as prom,
+        ):
             # active_tests is 1 during a session and back to 0 in the grace period.
             seen_active = seen_idle = False
             deadline = time.monotonic() + 40
@@ -90,14 +102,18 @@ def test_two_streams_scraped_by_prometheus(tmp_path: Path) -> None:
                 seen_idle |= state == [0.0] and seen_active
                 time.sleep(0.2)
             assert seen_active and seen_idle
-            result = prom.wait_for('streamer_tests_total{outcome="success"} >= 1',
-                                   lambda r: len(r) == 2, timeout=60)
+            result = prom.wait_for(
+                'streamer_tests_total{outcome="success"} >= 1', lambda r: len(r) == 2, timeout=60
+            )
             regions = {row["metric"]["stream"]: row["metric"]["ingest_region"] for row in result}
             assert regions == {"eu stream": "eu-west", "us stream": "us-east"}
-            assert all(row["metric"]["playback_region"] == regions[row["metric"]["stream"]]
-                       for row in result)
-            counts = prom.query("sum by (stream, rendition) "
-                                "(streamer_segment_latency_seconds_count)")
+            assert all(
+                row["metric"]["playback_region"] == regions[row["metric"]["stream"]]
+                for row in result
+            )
+            counts = prom.query(
+                "sum by (stream, rendition) (streamer_segment_latency_seconds_count)"
+            )
             assert {row["metric"]["stream"] for row in counts} == {"eu stream", "us stream"}
             assert all(v >= 3 for v in values(counts))
             assert values(prom.query("sum(streamer_startup_latency_seconds_count)"))[0] >= 2
@@ -113,7 +129,9 @@ def test_two_streams_scraped_by_prometheus(tmp_path: Path) -> None:
     lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
     assert lines and all("secret000" not in json.dumps(line) for line in lines)
     assert {line.get("stream") for line in lines if "session_id" in line} == {
-        "eu stream", "us stream"}
+        "eu stream",
+        "us stream",
+    }
 
 
 def test_sigterm_during_a_session_aborts_it_within_5s(tmp_path: Path) -> None:
@@ -140,41 +158,72 @@ streams:
     assert process.returncode == 0
     assert elapsed < 5
     assert aborted_before == [0.0]
-    ended = [json.loads(line) for line in output.splitlines()
-             if line.startswith("{") and "session ended" in line]
+    ended = [
+        json.loads(line)
+        for line in output.splitlines()
+        if line.startswith("{") and "session ended" in line
+    ]
     assert [line["outcome"] for line in ended] == ["aborted"]
     assert "failure" not in output
 
 
-@pytest.mark.parametrize(("env", "field"), [
-    ({"INJEST_URL": "http://wrong/live/k", "PLAYBACK_URL": "http://h/x.m3u8"}, "INJEST_URL"),
-    ({"INJEST_URL": "rtmp://h/live/k"}, "PLAYBACK_URL"),
-    ({"INJEST_URL": "rtmp://h/live/k", "PLAYBACK_URL": "http://h/x.m3u8", "DURATION": "soon"},
-     "DURATION"),
-])
-def test_bad_environment_exits_2_naming_the_variable(tmp_path: Path, env: dict[str, str],
-                                                     field: str) -> None:
-    result = subprocess.run([sys.executable, "-m", "streamer", "monitor"], cwd=tmp_path,
-                            env={**os.environ, **env}, capture_output=True, text=True,
-                            timeout=30, check=False)
+@pytest.mark.parametrize(
+    ("env", "field"),
+    [
+        ({"INJEST_URL": "http://wrong/live/k", "PLAYBACK_URL": "http://h/x.m3u8"}, "INJEST_URL"),
+        ({"INJEST_URL": "rtmp://h/live/k"}, "PLAYBACK_URL"),
+        (
+            {
+                "INJEST_URL": "rtmp://h/live/k",
+                "PLAYBACK_URL": "http://h/x.m3u8",
+                "DURATION": "soon",
+            },
+            "DURATION",
+        ),
+    ],
+)
+def test_bad_environment_exits_2_naming_the_variable(
+    tmp_path: Path, env: dict[str, str], field: str
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "streamer", "monitor"],
+        cwd=tmp_path,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     assert result.returncode == 2
     assert field in result.stderr
 
 
 def test_dotenv_file_is_read_and_bad_yaml_names_stream_and_field(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text("INJEST_URL=rtmp://h/live/k\nPLAYBACK_URL=ftp://x\n")
-    result = subprocess.run([sys.executable, "-m", "streamer", "monitor"], cwd=tmp_path,
-                            capture_output=True, text=True, timeout=30, check=False,
-                            env={k: v for k, v in os.environ.items()
-                                 if k not in ("INJEST_URL", "PLAYBACK_URL")})
+    result = subprocess.run(
+        [sys.executable, "-m", "streamer", "monitor"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+        env={k: v for k, v in os.environ.items() if k not in ("INJEST_URL", "PLAYBACK_URL")},
+    )
     assert result.returncode == 2 and "PLAYBACK_URL" in result.stderr
     bad = tmp_path / "bad.yaml"
-    bad.write_text("streams:\n  - name: ok\n    injest_url: rtmp://h/live/k\n"
-                   "    playback_url: http://h/a.m3u8\n  - name: broken\n"
-                   "    injest_url: rtmp://h/live/k\n    playback_url: http://h/b.m3u8\n"
-                   "    duration: forever\n")
-    result = subprocess.run([sys.executable, "-m", "streamer", "monitor", "--config", str(bad)],
-                            capture_output=True, text=True, timeout=30, check=False)
+    bad.write_text(
+        "streams:\n  - name: ok\n    injest_url: rtmp://h/live/k\n"
+        "    playback_url: http://h/a.m3u8\n  - name: broken\n"
+        "    injest_url: rtmp://h/live/k\n    playback_url: http://h/b.m3u8\n"
+        "    duration: forever\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "streamer", "monitor", "--config", str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     assert result.returncode == 2
     assert "streams[1]" in result.stderr and "broken" in result.stderr
     assert "duration" in result.stderr
@@ -190,7 +239,9 @@ def test_embedded_default_produces_a_successful_session(tmp_path: Path) -> None:
         renditions = {
             line.split('rendition="')[1].split('"')[0]
             for line in urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics")
-            .read().decode().splitlines()
+            .read()
+            .decode()
+            .splitlines()
             if line.startswith("streamer_segment_latency_seconds_count{")
         }
         assert len(renditions) >= 2  # the embedded origin transcodes a ladder
