@@ -24,7 +24,8 @@ METRICS: dict[str, tuple[str, frozenset[str]]] = {
     "streamer_last_session_success": ("gauge", STREAM_LABELS),
     "streamer_last_success_timestamp_seconds": ("gauge", STREAM_LABELS),
     "streamer_build_info": ("gauge", frozenset({"version"})),
-    "streamer_api_latency_seconds": ("histogram", STREAM_LABELS | {"operation"}),
+    # Monitor-level: Livepeer Studio API calls by operation.
+    "streamer_api_latency_seconds": ("histogram", frozenset({"operation"})),
     # Monitor-level: one series per configured notifier.
     "streamer_notify_errors_total": ("counter", frozenset({"notifier"})),
 }

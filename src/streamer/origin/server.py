@@ -79,6 +79,7 @@ async def run_origin(config: OriginConfig) -> int:
             config.host,
             config.http_port,
         )
+        log.info("HLS files in %s (removed at exit)", root)
         await _wait_for_stop_signal()
         log.info("stopping")
         await origin.stop()
@@ -86,15 +87,13 @@ async def run_origin(config: OriginConfig) -> int:
 
 
 async def _wait_for_stop_signal() -> None:
+    # The handlers stay until the loop closes: a second signal (Ctrl-C reaches the whole
+    # process group, then the monitor sends SIGTERM) must not cut the cleanup short.
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(signum)
+    await stop.wait()
 
 
 def origin_command(args: argparse.Namespace) -> int:

@@ -11,6 +11,7 @@ import logging
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import av
@@ -36,9 +37,10 @@ LISTEN_OPTIONS = {
 class PublishWorker(threading.Thread):
     """Listens on a private loopback port for exactly one relayed publisher."""
 
-    def __init__(self, port: int, hls_root: Path) -> None:
+    def __init__(self, port: int, hls_root: Path, on_exit: Callable[[], None]) -> None:
         super().__init__(name=f"origin-publish-{port}", daemon=True)
         self.port = port
+        self._on_exit = on_exit  # called from this thread, last
         self._hls_root = hls_root
         self._key_ready = threading.Event()
         self._key: str | None = None
@@ -53,6 +55,12 @@ class PublishWorker(threading.Thread):
         self._key_ready.set()
 
     def run(self) -> None:
+        try:
+            self._run()
+        finally:
+            self._on_exit()
+
+    def _run(self) -> None:
         try:
             source = av.open(
                 f"rtmp://127.0.0.1:{self.port}/live/origin",
@@ -119,7 +127,8 @@ def _is_end_of_publish(exc: OSError) -> bool:
 
 
 def _describe(exc: BaseException) -> str:
-    # FFmpeg's messages name the URL; ours is the private listener's, never the key.
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
+    # Never str(exc) of an FFmpeg error: it names the file, and output paths hold the key.
+    strerror = getattr(exc, "strerror", None)
+    if isinstance(exc, OSError | av.FFmpegError) and strerror:
+        return str(strerror)
     return str(exc) or exc.__class__.__name__

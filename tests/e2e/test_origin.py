@@ -1,0 +1,328 @@
+"""`streamer origin`, the embedded local origin, run as the monitor runs it: a child process.
+
+Publishers: streamer's own probe (the acceptance test, twice in a row on one origin) and
+Debian's ffmpeg CLI (an independent RTMP client).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import m3u8
+import numpy as np
+import pytest
+
+from streamer.origin.relay import RejectedError, stream_key
+from streamer.origin.rtmp_sniff import PublishSniffer, SniffError
+from streamer.publish import amf0, rtmp
+from streamer.signal import timecode
+from streamer.signal.clip import Clip
+from tests.support.ports import free_port, wait_for_port
+
+pytestmark = pytest.mark.e2e
+
+KEY = "k1origin-secret-key"  # long enough that the masked form keeps 4 characters
+
+
+@dataclass
+class Origin:
+    process: subprocess.Popen[bytes]
+    rtmp_port: int
+    http_port: int
+    log_path: Path
+
+    def ingest_url(self, key: str) -> str:
+        return f"rtmp://127.0.0.1:{self.rtmp_port}/live/{key}"
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.http_port}{path}"
+
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+
+@dataclass
+class Response:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+def get(url: str) -> Response:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as answer:
+            return Response(answer.status, dict(answer.headers), answer.read())
+    except urllib.error.HTTPError as error:
+        return Response(error.code, dict(error.headers), error.read())
+
+
+def start_origin(log_path: Path) -> Origin:
+    rtmp_port, http_port = free_port(), free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamer",
+            "origin",
+            "--rtmp-port",
+            str(rtmp_port),
+            "--http-port",
+            str(http_port),
+        ],
+        stderr=log_path.open("wb"),
+    )
+    wait_for_port(http_port, timeout=20)
+    return Origin(process, rtmp_port, http_port, log_path)
+
+
+def stop_origin(origin: Origin) -> float:
+    """SIGTERM; returns how long the origin took to exit."""
+    started = time.monotonic()
+    origin.process.send_signal(signal.SIGTERM)
+    try:
+        origin.process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        origin.process.kill()
+        origin.process.wait()
+    return time.monotonic() - started
+
+
+@pytest.fixture
+def origin(tmp_path: Path) -> Iterator[Origin]:
+    running = start_origin(tmp_path / "origin.log")
+    yield running
+    if running.process.poll() is None:
+        stop_origin(running)
+
+
+def ffmpeg_publish(clip: Clip, url: str, seconds: float) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [
+            "ffmpeg",
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-re",
+            "-i",
+            str(clip.path),
+            "-t",
+            str(seconds),
+            "-c",
+            "copy",
+            "-f",
+            "flv",
+            url,
+        ],
+        stdin=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not met in time")
+        time.sleep(0.05)
+
+
+class LatencySampler:
+    """Requests /healthz back to back in a thread; the slowest answer tells responsiveness."""
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._stop = threading.Event()
+        self.samples: list[float] = []
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> LatencySampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            started = time.monotonic()
+            assert get(self._url).status == 200
+            self.samples.append(time.monotonic() - started)
+            time.sleep(0.02)
+
+
+def run_probe(origin: Origin, key: str) -> dict[str, object]:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "streamer",
+            "probe",
+            "--ingest-url",
+            origin.ingest_url(key),
+            "--playback-url",
+            origin.url(f"/hls/{key}/index.m3u8"),
+            "--duration",
+            "12s",
+            "--json",
+        ],
+        capture_output=True,
+        timeout=90,
+        check=False,
+    )
+    document: dict[str, object] = json.loads(result.stdout)
+    return document
+
+
+def test_probe_succeeds_twice_in_a_row_on_one_origin(origin: Origin) -> None:
+    reports = []
+    with LatencySampler(origin.url("/healthz")) as sampler:
+        for _ in range(2):
+            reports.append(run_probe(origin, KEY))
+    for report in reports:
+        assert report["outcome"] == "success", report["errors"]
+        renditions = report["renditions"]
+        assert isinstance(renditions, list)
+        assert sorted(r["resolution"] for r in renditions) == ["256x144", "640x360"]
+        assert all(r["segments"] >= 3 for r in renditions), renditions
+        assert all(r["segment_duration_seconds"]["max"] <= 2.1 for r in renditions)
+        startup = report["startup_latency_seconds"]
+        assert isinstance(startup, float) and startup < 4.0
+    # The HTTP server answers promptly while FFmpeg listens, demuxes and transcodes.
+    samples = sorted(sampler.samples)
+    assert len(samples) > 100
+    assert samples[int(len(samples) * 0.95)] < 0.1, samples[-10:]
+    assert samples[-1] < 1.0, samples[-10:]
+    log = origin.log()
+    assert log.count("publisher connected: key k1or****") == 2
+    assert log.count("publisher disconnected: key k1or****") == 2
+    assert KEY not in log
+
+
+def test_ffmpeg_publish_gives_a_ladder_with_a_master_playlist(origin: Origin, clip: Clip) -> None:
+    key = "ffmpeg-key-0001"
+    # Port checks and strangers must not get in a publisher's way.
+    wait_for_port(origin.rtmp_port)
+    with socket.create_connection(("127.0.0.1", origin.rtmp_port)) as stranger:
+        stranger.sendall(b"GET / HTTP/1.0\r\n\r\n")
+    assert get(origin.url(f"/hls/{key}/index.m3u8")).status == 404
+
+    publisher = ffmpeg_publish(clip, origin.ingest_url(key), seconds=7)
+    wait_for(lambda: get(origin.url(f"/hls/{key}/index.m3u8")).status == 200, timeout=10)
+    # A second publisher on a key that is live is turned away; the first goes on.
+    intruder = ffmpeg_publish(clip, origin.ingest_url(key), seconds=3)
+    assert intruder.wait(timeout=15) != 0
+    _, errors = publisher.communicate(timeout=30)
+    assert publisher.returncode == 0, errors
+
+    master = get(origin.url(f"/hls/{key}/index.m3u8"))
+    assert master.headers["Content-Type"] == "application/vnd.apple.mpegurl"
+    assert master.headers["Cache-Control"] == "no-cache"
+    variants = m3u8.loads(master.body.decode()).playlists
+    assert sorted(v.stream_info.resolution for v in variants) == [(256, 144), (640, 360)]
+    for variant in variants:
+        assert variant.stream_info.bandwidth > 0
+        assert variant.stream_info.codecs.startswith("avc1.")
+        assert "mp4a.40.2" in variant.stream_info.codecs
+        check_rendition(origin, key, variant.uri, variant.stream_info.resolution)
+
+    assert get(origin.url(f"/hls/{key}/360p/nope.ts")).status == 404
+    assert get(origin.url("/hls/%2e%2e/%2e%2e/etc/passwd")).status == 404
+    assert get(origin.url(f"/hls/{key}/index.m3u8.tmp")).status == 404
+    wait_for(lambda: "publisher disconnected: key ffmp****" in origin.log(), timeout=5)
+    assert "rejected: stream key ffmp**** is already publishing" in origin.log()
+
+
+def check_rendition(origin: Origin, key: str, uri: str, size: tuple[int, int]) -> None:
+    response = get(origin.url(f"/hls/{key}/{uri}"))
+    assert response.headers["Content-Type"] == "application/vnd.apple.mpegurl"
+    playlist = m3u8.loads(response.body.decode())
+    assert playlist.is_endlist  # finalized when the publisher left
+    assert len(playlist.segments) >= 3
+    # Segments follow the publisher's 2 s GOP (the last one may be shorter).
+    assert all(abs(s.duration - 2.0) < 0.05 for s in playlist.segments[:-1])
+    base = uri.rsplit("/", 1)[0]
+    segment = get(origin.url(f"/hls/{key}/{base}/{playlist.segments[1].uri}"))
+    assert segment.headers["Content-Type"] == "video/mp2t"
+    assert segment.headers["Cache-Control"] == "no-cache"
+    assert_timecodes_readable(segment.body, size)
+
+
+def assert_timecodes_readable(ts: bytes, size: tuple[int, int]) -> None:
+    with av.open(io.BytesIO(ts), "r", format="mpegts") as container:
+        frames = list(container.decode(video=0))
+        assert container.streams.audio, "audio is copied into every rendition"
+    assert frames and (frames[0].width, frames[0].height) == size
+    assert frames[0].key_frame  # every segment starts on a keyframe
+    numbers = [timecode.read(f.to_ndarray(format="gray").astype(np.uint8)) for f in frames]
+    first = numbers[0]
+    assert first is not None and None not in numbers, numbers
+    assert numbers == list(range(first, first + len(numbers)))
+
+
+def test_sigterm_while_publishing_exits_promptly(origin: Origin, clip: Clip) -> None:
+    publisher = ffmpeg_publish(clip, origin.ingest_url("sigterm-key"), seconds=30)
+    try:
+        wait_for(lambda: "publisher connected" in origin.log(), timeout=10)
+        time.sleep(1)
+        assert stop_origin(origin) < 3.0
+        assert origin.process.returncode == 0
+        assert publisher.wait(timeout=10) is not None  # its ingest went away
+    finally:
+        if publisher.poll() is None:
+            publisher.kill()
+            publisher.wait()
+    log = origin.log()
+    assert "stopping" in log
+    files = re.search(r"HLS files in (\S+)", log)
+    assert files is not None and not Path(files.group(1)).exists()  # nothing left behind
+
+
+def test_sigterm_when_idle_exits_promptly(origin: Origin) -> None:
+    assert stop_origin(origin) < 2.0
+    assert origin.process.returncode == 0
+
+
+def publisher_bytes(stream_name: str, chunk_size: int) -> bytes:
+    """What an RTMP publisher sends up to `publish`, as streamer's own client frames it."""
+    command = rtmp.COMMAND_AMF0
+    messages = [
+        rtmp.chunk_message(2, rtmp.SET_CHUNK_SIZE, 0, 0, struct.pack(">I", chunk_size), 128),
+        rtmp.chunk_message(
+            3, command, 0, 0, amf0.encode("connect", 1.0, {"app": "live"}), chunk_size
+        ),
+        rtmp.chunk_message(3, command, 0, 0, amf0.encode("createStream", 2.0, None), chunk_size),
+        rtmp.chunk_message(
+            8, command, 0, 1, amf0.encode("publish", 0.0, None, stream_name, "live"), chunk_size
+        ),
+    ]
+    return b"\x03" + bytes(2 * 1536) + b"".join(messages)
+
+
+@pytest.mark.parametrize("chunk_size", [16, 4096])
+def test_the_relay_reads_the_stream_key_from_any_chunking(chunk_size: int) -> None:
+    sniffer = PublishSniffer()
+    data = publisher_bytes("a-key-longer-than-a-chunk?token=x", chunk_size)
+    for offset in range(0, len(data), 7):  # TCP may cut anywhere
+        sniffer.feed(data[offset : offset + 7])
+    assert (sniffer.app, sniffer.stream_name) == ("live", "a-key-longer-than-a-chunk?token=x")
+    assert stream_key("a-key-longer-than-a-chunk?token=x") == "a-key-longer-than-a-chunk"
+    with pytest.raises(RejectedError):
+        stream_key("../etc")
+    with pytest.raises(SniffError):
+        PublishSniffer().feed(b"GET / HTTP/1.1\r\n")
