@@ -24,6 +24,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SecretStr,
     ValidationError,
     field_validator,
     model_validator,
@@ -55,6 +56,9 @@ class LivepeerSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     api_url: str = "https://livepeer.studio/api"
+    # Usually from the environment (LIVEPEER_API_KEY or LIVEPEER_API_KEY_FILE); a stream
+    # entry may carry its own, e.g. "${EU_API_KEY}".
+    api_key: SecretStr | None = None
     ingest_base: str | None = None  # rtmp://host/live, may contain {region}
     playback_base: str | None = None  # https://host/hls, may contain {region}
     profiles: list[dict[str, Any]] | None = None
@@ -238,7 +242,18 @@ def from_environment(env: Mapping[str, str]) -> MonitorConfig | None:
         if name:
             entry[key] = name
     if not ingest:
-        entry["livepeer"] = {"api_url": env.get("LIVEPEER_API_URL") or LivepeerSettings().api_url}
+        livepeer: dict[str, Any] = {
+            "api_url": env.get("LIVEPEER_API_URL") or LivepeerSettings().api_url
+        }
+        for key, variable in (
+            ("ingest_base", "LIVEPEER_INGEST_BASE"),
+            ("playback_base", "LIVEPEER_PLAYBACK_BASE"),
+            ("playback_policy", "LIVEPEER_PLAYBACK_POLICY"),
+            ("record", "LIVEPEER_RECORD"),
+        ):
+            if env.get(variable):
+                livepeer[key] = env[variable]
+        entry["livepeer"] = livepeer
     raw = {"streams": [entry], "metrics_addr": env.get("METRICS_ADDR") or DEFAULT_METRICS_ADDR}
     try:
         return MonitorConfig.model_validate(raw)

@@ -30,12 +30,17 @@ from streamer.config import (
     parse_listen_address,
 )
 from streamer.events import FanOut
+from streamer.livepeer.client import LivepeerAPIError
+from streamer.livepeer.mode import ApiMode, api_mode, provisioner
 from streamer.origin.embedded import EmbeddedOrigin
-from streamer.session import Session
+from streamer.session import Session, SessionSettings
 from streamer.setup import clip_spec, flv_clip, labels, session_settings
+from streamer.sinks.alerts import AlertManager, AlertSettings
 from streamer.sinks.logs import LogSink, setup_logging
 from streamer.sinks.metrics import MetricsSink
+from streamer.sinks.notifiers import NotifyError, notifiers_from_env
 from streamer.web.server import build_app, serve
+from streamer.web.status import StatusStore, add_status_routes
 
 log = logging.getLogger("streamer.monitor")
 
@@ -43,9 +48,17 @@ STOP_GRACE_SECONDS = 4.0
 
 
 class Monitor:
-    def __init__(self, config: MonitorConfig, sink: FanOut) -> None:
+    def __init__(
+        self,
+        config: MonitorConfig,
+        sink: FanOut,
+        metrics: MetricsSink,
+        api_modes: dict[str, ApiMode] | None = None,
+    ) -> None:
         self.config = config
         self.sink = sink
+        self._metrics = metrics
+        self._api_modes = api_modes or {}
         self._progress: dict[str, float] = {}
 
     def healthy(self) -> tuple[bool, str]:
@@ -86,11 +99,11 @@ class Monitor:
         self._progress[stream.name] = time.monotonic()
         await asyncio.sleep(offset)
         flv = await asyncio.to_thread(flv_clip, clip_spec(stream.clip))
+        settings = await self._settings(stream, http)
         while True:
             self._progress[stream.name] = time.monotonic()
-            assert stream.ingest_url is not None and stream.playback_url is not None
             session = Session(
-                session_settings(stream, stream.ingest_url, stream.playback_url),
+                settings,
                 flv,
                 clip_spec(stream.clip),
                 self.sink,
@@ -104,6 +117,31 @@ class Monitor:
                 log.exception("session crashed", extra={"stream": stream.name})
             self._progress[stream.name] = time.monotonic()
             await asyncio.sleep(stream.grace_period)
+
+    async def _settings(self, stream: StreamConfig, http: aiohttp.ClientSession) -> SessionSettings:
+        mode = self._api_modes.get(stream.name)
+        if mode is None:
+            assert stream.ingest_url is not None and stream.playback_url is not None
+            return session_settings(stream, stream.ingest_url, stream.playback_url)
+        api = provisioner(
+            stream,
+            mode,
+            http,
+            lambda op, seconds: self._metrics.api_latency.labels(op).observe(seconds),
+        )
+        try:  # test streams left behind by a crashed run
+            await api.delete_leftovers()
+        except LivepeerAPIError as exc:
+            log.warning(
+                "could not clean up leftover test streams: %s", exc, extra={"stream": stream.name}
+            )
+        # The URLs are placeholders: the provisioner creates the real ones per session.
+        return session_settings(
+            stream,
+            "rtmp://api.invalid/live/pending",
+            "http://api.invalid/pending.m3u8",
+            provisioner=api,
+        )
 
 
 def _load_config(args: argparse.Namespace) -> tuple[MonitorConfig, bool]:
@@ -142,9 +180,18 @@ def _embedded_config(env: dict[str, str]) -> MonitorConfig:
         raise ConfigError(f"environment: {exc}") from None
 
 
-async def _main(config: MonitorConfig, embedded: bool) -> int:
+async def _main(
+    config: MonitorConfig, embedded: bool, env: dict[str, str], api_modes: dict[str, ApiMode]
+) -> int:
     metrics = MetricsSink()
     sink = FanOut([LogSink(), metrics])
+    alerts: AlertManager | None = None
+    notifiers = notifiers_from_env(env)
+    if notifiers:
+        alerts = AlertManager(notifiers, metrics.registry, AlertSettings.from_env(env))
+        sink.add(alerts)
+        log.info("alerting through %s", ", ".join(n.name for n in notifiers))
+    alerts_task = asyncio.create_task(alerts.run()) if alerts is not None else None
     origin: EmbeddedOrigin | None = None
     if embedded:
         origin = EmbeddedOrigin()
@@ -157,19 +204,13 @@ async def _main(config: MonitorConfig, embedded: bool) -> int:
         log.info("no ingest configured: monitoring the embedded origin (%s)", origin.describe())
     for stream in config.streams:
         metrics.register_stream(labels(stream))
-    monitor = Monitor(config, sink)
-    try:
-        from streamer.web.status import StatusStore, add_status_routes
-    except ImportError:  # the status page is optional
-        status = None
-    else:
-        status = StatusStore()
-        for stream in config.streams:
-            status.register_stream(labels(stream))
-        sink.add(status)
+    monitor = Monitor(config, sink, metrics, api_modes)
+    status = StatusStore()
+    for stream in config.streams:
+        status.register_stream(labels(stream))
+    sink.add(status)
     app = build_app(metrics.registry, monitor.healthy)
-    if status is not None:
-        add_status_routes(app, status)
+    add_status_routes(app, status)
     host, port = parse_listen_address(config.metrics_addr)
     runner = await serve(app, host, port)
     log.info("serving /metrics, /healthz, /readyz and the status page on %s:%d", host, port)
@@ -189,6 +230,9 @@ async def _main(config: MonitorConfig, embedded: bool) -> int:
             async with asyncio.timeout(STOP_GRACE_SECONDS):
                 await run_task
         stop_task.cancel()
+        if alerts is not None and alerts_task is not None:
+            await alerts.aclose(drain_seconds=2.0)
+            alerts_task.cancel()
         await runner.cleanup()
         if origin is not None:
             await origin.stop()
@@ -198,10 +242,15 @@ async def _main(config: MonitorConfig, embedded: bool) -> int:
 def monitor_command(args: argparse.Namespace) -> int:
     config, embedded = _load_config(args)
     env = environment()
+    api_modes = {s.name: m for s in config.streams if (m := api_mode(s, env)) is not None}
+    try:
+        notifiers_from_env(env)  # a half-configured notifier is a configuration error
+    except (ValueError, NotifyError) as exc:
+        raise ConfigError(str(exc)) from None
     width = max(len(s.name) for s in config.streams)
     setup_logging(env.get("LOG_FORMAT", "auto"), name_width=min(max(width, 8), 24))
     try:
-        return asyncio.run(_main(config, embedded))
+        return asyncio.run(_main(config, embedded, env, api_modes))
     except OSError as exc:
         print(f"streamer: cannot serve on {config.metrics_addr}: {exc.strerror}", file=sys.stderr)
         return 2

@@ -18,7 +18,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 
@@ -59,6 +59,30 @@ _TICK_SECONDS = 0.25
 _MASTER_REFRESH_SECONDS = 5.0
 
 
+class ProvisionError(Exception):
+    """Getting or giving back a session's test stream failed (e.g. the platform's API)."""
+
+    def __init__(self, kind: str, detail: str) -> None:
+        super().__init__(detail)
+        self.kind = kind
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where one session publishes and plays, when a provisioner creates it per session."""
+
+    ingest_url: str
+    playback_url: str
+    headers: Callable[[], Mapping[str, str]] | None = None
+    secrets: tuple[str, ...] = ()  # values never to be shown (stream keys)
+
+
+class Provisioner(Protocol):
+    async def acquire(self) -> Target: ...
+    async def release(self) -> None: ...
+
+
 @dataclass(frozen=True)
 class SessionSettings:
     labels: StreamLabels
@@ -76,6 +100,7 @@ class SessionSettings:
     checks: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     faults: FaultInjection | None = None
     playback_headers: Callable[[], Mapping[str, str]] | None = None
+    provisioner: Provisioner | None = None  # creates ingest/playback per session (API mode)
 
 
 class Session:
@@ -93,19 +118,25 @@ class Session:
         self._flv = flv
         self._clip = clip
         self._sink = sink
-        self._fetcher = Fetcher(http, settings.fetch, settings.playback_headers)
+        self._fetcher = Fetcher(http, settings.fetch, self._playback_headers)
+        self._target = Target(settings.ingest_url, settings.playback_url, settings.playback_headers)
         self._labels = settings.labels
         self._failures = 0
         self._failed_kinds: list[str] = []
         self._followers: dict[str, RenditionFollower] = {}
         self._follower_tasks: list[asyncio.Task[None]] = []
         self._first_segment_at: float | None = None
+        self._last_startup_error: str | None = None
         self._startup_latency: float | None = None
         self._seen_renditions: set[str] = set()
         self._newest_frame: dict[str, int] = {}
         self._publisher: Publisher | None = None
         self.context: SessionContext | None = None
         self._checks: list[Check] = []
+
+    def _playback_headers(self) -> Mapping[str, str]:
+        headers = self._target.headers
+        return headers() if headers is not None else {}
 
     # -- events -----------------------------------------------------------------------------
 
@@ -131,24 +162,37 @@ class Session:
 
     async def run(self) -> Outcome:
         settings = self.settings
-        try:
-            key: tuple[str, ...] = (parse_ingest(settings.ingest_url).stream_key,)
-        except InvalidURLError:
-            key = ()
+        provisioner = settings.provisioner
+        if provisioner is None:
+            ingest, playback = self._masked(self._target)
+        else:
+            ingest = playback = "(a stream created per session through the API)"
         self._sink.handle(
             SessionStarted(
                 self._labels,
                 self.session_id,
                 time.time(),
-                mask_ingest(settings.ingest_url),
-                mask_playback(settings.playback_url, key),
+                ingest,
+                playback,
                 settings.duration_seconds,
             )
         )
         outcome: Outcome = "aborted"
         try:
+            if provisioner is not None:
+                try:
+                    self._target = await provisioner.acquire()
+                except ProvisionError as exc:
+                    self._emit_failure(exc.kind, None, exc.detail)
+                    outcome = "failure"
+                    return outcome
+                log.info(
+                    "test stream created: publishing to %s, playing %s", *self._masked(self._target)
+                )
             outcome = await self._run()
         finally:
+            if provisioner is not None and not await self._release(provisioner):
+                outcome = "failure" if outcome == "success" else outcome
             self._sink.handle(
                 SessionEnded(
                     self._labels,
@@ -161,10 +205,34 @@ class Session:
             )
         return outcome
 
+    @staticmethod
+    def _masked(target: Target) -> tuple[str, str]:
+        try:
+            key: tuple[str, ...] = (parse_ingest(target.ingest_url).stream_key,)
+        except InvalidURLError:
+            key = ()
+        return mask_ingest(target.ingest_url), mask_playback(
+            target.playback_url, key + target.secrets
+        )
+
+    async def _release(self, provisioner: Provisioner) -> bool:
+        """Gives the test stream back, even when the session is being cancelled."""
+        try:
+            async with asyncio.timeout(5):
+                await asyncio.shield(provisioner.release())
+        except ProvisionError as exc:
+            self._emit_failure(exc.kind, None, exc.detail)
+            return False
+        except (TimeoutError, asyncio.CancelledError):
+            self._emit_failure("api_error", None, "deleting the test stream timed out")
+            return False
+        return True
+
     async def _run(self) -> Outcome:
         settings = self.settings
+        target = self._target
         try:
-            ingest = parse_ingest(settings.ingest_url)
+            ingest = parse_ingest(target.ingest_url)
         except InvalidURLError as exc:
             self._emit_failure("publish_failed", None, str(exc))
             return "failure"
@@ -212,8 +280,12 @@ class Session:
             await self._drain()
             self._run_checks(lambda c: c.on_end(time.time()))
             if self._first_segment_at is None:
+                last = self._last_startup_error
                 self._emit_failure(
-                    "startup_timeout", None, "no segment of this session was ever playable"
+                    "startup_timeout",
+                    None,
+                    "no segment of this session was ever playable"
+                    + (f" (last answer: {last})" if last else ""),
                 )
             return "failure" if self._failures else "success"
         finally:
@@ -295,25 +367,31 @@ class Session:
 
     async def _fetch_top(self) -> MasterPlaylist | MediaPlaylist:
         fetched = await self._fetcher.get(
-            self.settings.playback_url, "master playlist", MAX_PLAYLIST_BYTES, retry=False
+            self._target.playback_url, "master playlist", MAX_PLAYLIST_BYTES, retry=False
         )
-        return parse(fetched.body.decode("utf-8", errors="replace"), self.settings.playback_url)
+        return parse(fetched.body.decode("utf-8", errors="replace"), self._target.playback_url)
 
     async def _discover_and_follow(self, started: float) -> None:
         deadline = started + self.settings.startup_timeout_seconds
+        refused = False
         while True:
             try:
                 top = await self._fetch_top()
                 break
             except (FetchError, PlaylistError) as exc:
-                # Before the stream is live, a missing playlist is expected.
-                if time.time() > deadline:
-                    kind = exc.kind if isinstance(exc, FetchError) else "playlist_error"
+                kind = exc.kind if isinstance(exc, FetchError) else "playlist_error"
+                self._last_startup_error = str(exc)
+                # Before the stream is live a missing playlist is expected; a refusal is not.
+                if isinstance(exc, FetchError) and exc.status in (401, 403) and not refused:
+                    refused = True
                     self._emit_failure(kind, None, str(exc))
+                if time.time() > deadline:
+                    if not refused:
+                        self._emit_failure(kind, None, str(exc))
                     return
                 await asyncio.sleep(self.settings.poll_step_seconds)
         if isinstance(top, MediaPlaylist):
-            self._follow(SINGLE_RENDITION, self.settings.playback_url, None, None, None)
+            self._follow(SINGLE_RENDITION, self._target.playback_url, None, None, None)
             await asyncio.gather(*self._follower_tasks)
             return
         self._on_master(top)

@@ -57,6 +57,7 @@ class FakeLivepeer:
     page_size: int | None = None  # paginate GET /stream with Link rel="next"
     calls: list[Call] = field(default_factory=list, init=False)
     streams: dict[str, dict[str, Any]] = field(default_factory=dict, init=False)
+    created: list[dict[str, Any]] = field(default_factory=list, init=False)  # deleted too
     port: int = field(default=0, init=False)
     _scripts: dict[str, list[_Script]] = field(default_factory=dict, init=False, repr=False)
     _runner: web.AppRunner | None = field(default=None, init=False, repr=False)
@@ -216,6 +217,7 @@ class FakeLivepeer:
         if "playbackPolicy" in payload:
             stream["playbackPolicy"] = payload["playbackPolicy"]
         self.streams[stream["id"]] = stream
+        self.created.append(stream)
         return stream
 
 

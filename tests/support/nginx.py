@@ -32,12 +32,20 @@ LADDER = (
 
 class NginxOrigin:
     def __init__(
-        self, workdir: Path, *, ladder: bool = False, rtmps: bool = False, fragment_seconds: int = 2
+        self,
+        workdir: Path,
+        *,
+        ladder: bool = False,
+        rtmps: bool = False,
+        fragment_seconds: int = 2,
+        nested: bool = False,
     ) -> None:
         self.workdir = workdir
         self.ladder = ladder
         self.rtmps = rtmps
         self.fragment_seconds = fragment_seconds
+        # nested: <key>/index.m3u8, the layout of Livepeer's <playback>/<playbackId>/index.m3u8
+        self.nested = nested
         self.rtmp_port = free_port()
         self.http_port = free_port()
         self.rtmps_port = free_port() if rtmps else 0
@@ -52,7 +60,17 @@ class NginxOrigin:
         return f"rtmps://{host}:{self.rtmps_port}/live/{key}"
 
     def playback_url(self, key: str) -> str:
-        return f"http://127.0.0.1:{self.http_port}/hls/{key}.m3u8"
+        if self.nested:
+            return f"{self.playback_base}/{key}/index.m3u8"
+        return f"{self.playback_base}/{key}.m3u8"
+
+    @property
+    def ingest_base(self) -> str:
+        return f"rtmp://127.0.0.1:{self.rtmp_port}/live"
+
+    @property
+    def playback_base(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}/hls"
 
     def media_playlist_path(self, key: str, rendition: str = "") -> Path:
         return self.hls_dir / f"{key}{rendition}.m3u8"
@@ -64,6 +82,7 @@ class NginxOrigin:
             hls_fragment {self.fragment_seconds}s;
             hls_playlist_length {max(20, 5 * self.fragment_seconds)}s;
             hls_cleanup on;
+            {"hls_nested on;" if self.nested else ""}
         """
         if self.ladder:
             outputs = " ".join(

@@ -86,9 +86,10 @@ class Fetcher:
                 url, timeout=timeout, headers=headers, allow_redirects=True
             ) as response:
                 if response.status >= 300:
-                    raise FetchError(
-                        "http_error", object_type, f"HTTP {response.status}", response.status
-                    )
+                    detail = f"HTTP {response.status}"
+                    if response.status in (401, 403):
+                        detail += " (playback refused: token missing, expired or invalid)"
+                    raise FetchError("http_error", object_type, detail, response.status)
                 declared = response.content_length
                 if declared is not None and declared > max_bytes:
                     raise FetchError(
