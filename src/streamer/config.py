@@ -106,6 +106,14 @@ class StreamConfig(BaseModel):
             raise ValueError("must be at least 1s")
         return value
 
+    @field_validator("checks")
+    @classmethod
+    def _checks(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        from streamer.checks import validate_settings  # checks import config-free modules
+
+        validate_settings(value)
+        return value
+
     @field_validator("ingest_url")
     @classmethod
     def _ingest(cls, value: str | None) -> str | None:

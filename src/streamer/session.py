@@ -46,6 +46,7 @@ from streamer.playback.playlist import (
     parse,
     rendition_names,
 )
+from streamer.playback.segment import SegmentAnalysis
 from streamer.publish.errors import PublishError
 from streamer.publish.flv import FlvClip
 from streamer.publish.publisher import FaultInjection, Publisher
@@ -279,7 +280,7 @@ class Session:
             self.context.publish_stopped_at = time.time()
             await self._drain()
             self._run_checks(lambda c: c.on_end(time.time()))
-            if self._first_segment_at is None:
+            if self._first_segment_at is None and "startup_timeout" not in self._failed_kinds:
                 last = self._last_startup_error
                 self._emit_failure(
                     "startup_timeout",
@@ -465,6 +466,12 @@ class Session:
             return True
         return time.time() < self.context.publish_started_at + self.settings.startup_timeout_seconds
 
+    def _clip_frames_between(self, analysis: SegmentAnalysis, start: int, end: int) -> int:
+        pts = analysis.frame_pts
+        if not pts:  # no timing per frame: assume one clip frame per decoded frame
+            return (analysis.frame_count - 1 if end == -1 else end) - start
+        return round((pts[end] - pts[start]) * self._clip.fps)
+
     def on_segment(self, fetch: SegmentFetch) -> None:
         if fetch.error_kind is not None:
             self.on_error(fetch.rendition, fetch.error_kind, fetch.error_detail or "")
@@ -476,8 +483,7 @@ class Session:
         newest = first = None
         newest_sent_at = None
         last_code = analysis.last_timecode
-        first_code = analysis.first_timecode
-        if last_code is not None and first_code is not None:
+        if last_code is not None:
             index, clip_frame = last_code
             resolved = send_log.resolve(clip_frame, fetch.listed_at)
             if resolved is None:
@@ -488,8 +494,10 @@ class Session:
                     fetch.rendition,
                 )
                 return
-            newest = resolved + (analysis.frame_count - 1 - index)
-            first = resolved - index
+            # Frames around the last readable one are placed by their PTS distance, in clip
+            # frames: right even when the rendition drops frames or halves the frame rate.
+            newest = resolved + self._clip_frames_between(analysis, index, -1)
+            first = resolved - self._clip_frames_between(analysis, 0, index)
             newest_sent_at = send_log.sent_at(newest) or send_log.sent_at(resolved)
         elif fetch.first_listing:
             return  # cannot tell whether it belongs to this session

@@ -77,6 +77,8 @@ def parse(text: str, uri: str) -> MasterPlaylist | MediaPlaylist:
         if playlist.is_variant:
             return _master(playlist, uri, error)
         return _media(playlist, uri, error)
+    except PlaylistError:
+        raise
     except (TypeError, ValueError, AttributeError, OverflowError) as exc:
         raise PlaylistError(f"malformed playlist: {exc.__class__.__name__}") from None
 

@@ -29,6 +29,8 @@ class AudioInfo:
     first_pts: float
     duration: float  # seconds of audio samples in the segment
     gap_seconds: float  # largest hole between consecutive audio packets
+    end_pts: float | None = None  # end of the last audio packet
+    burst_onsets: tuple[float, ...] = ()  # PTS of each tone burst's start (see _burst_onsets)
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,7 @@ class SegmentAnalysis:
     frame_count: int
     timecodes: tuple[int | None, ...]  # per decoded frame, presentation order
     audio: AudioInfo | None
+    frame_pts: tuple[float, ...] = ()  # per decoded frame, presentation order
 
     @property
     def resolution(self) -> str:
@@ -75,6 +78,58 @@ def _luma(frame: av.VideoFrame) -> npt.NDArray[np.uint8]:
     return rows[: frame.height, : frame.width]
 
 
+# A/V sync: the clip's audio is a quiet bed with a loud burst at the start of every second.
+# A burst starts where a 1 ms window gets loud (half the segment's peak) after at least
+# _QUIET_SECONDS of quiet: the bed never gets there, and a burst lasts only 0.1 s.
+_WINDOW_SECONDS = 0.001
+_QUIET_SECONDS = 0.05
+_MIN_PEAK = 0.02  # quieter than this is silence: no bursts
+_MAX_AUDIO_WINDOWS = 120_000  # 2 minutes of envelope: bounds the memory a segment can cost
+_MAX_ONSETS = 256
+
+
+def _envelope(frame: av.AudioFrame) -> tuple[float, float, npt.NDArray[np.float32]] | None:
+    """(start PTS, window length, peak level of each window) of the first channel."""
+    if frame.pts is None or frame.time_base is None or not frame.sample_rate:
+        return None
+    try:
+        samples = frame.to_ndarray()
+    except ValueError:  # a sample format numpy cannot hold: no bursts, not a broken segment
+        return None
+    if not frame.format.is_planar:  # interleaved: one row, channels alternate
+        samples = samples.reshape(-1, max(1, len(frame.layout.channels))).T
+    channel = samples[0]
+    if np.issubdtype(channel.dtype, np.integer):
+        level = np.abs(channel.astype(np.float32)) / float(np.iinfo(channel.dtype).max)
+    else:
+        level = np.abs(channel.astype(np.float32))
+    size = max(1, round(frame.sample_rate * _WINDOW_SECONDS))
+    count = len(level) // size
+    windows = level[: count * size].reshape(count, size).max(axis=1)
+    return float(frame.pts * frame.time_base), size / frame.sample_rate, windows
+
+
+def _burst_onsets(envelopes: list[tuple[float, float, npt.NDArray[np.float32]]]) -> list[float]:
+    if not envelopes:
+        return []
+    peak = max((float(w.max()) for _, _, w in envelopes if len(w)), default=0.0)
+    if peak < _MIN_PEAK:
+        return []
+    onsets: list[float] = []
+    last_loud: float | None = None
+    expected_start: float | None = None
+    for start, step, windows in sorted(envelopes, key=lambda e: e[0]):
+        if expected_start is None or abs(start - expected_start) > 2 * step:
+            last_loud = start  # a hole in the audio: quiet before it is unknown
+        expected_start = start + len(windows) * step
+        for index in np.flatnonzero(windows >= peak / 2):
+            at = start + float(index) * step
+            if last_loud is not None and at - last_loud >= _QUIET_SECONDS:
+                onsets.append(at)
+            last_loud = at
+    return onsets[:_MAX_ONSETS]
+
+
 def analyse(data: bytes, init: bytes | None = None) -> SegmentAnalysis:
     """Demuxes and decodes a segment (TS, or fMP4 with its init section)."""
     if not data:
@@ -92,6 +147,8 @@ def analyse(data: bytes, init: bytes | None = None) -> SegmentAnalysis:
             audio_first: float | None = None
             audio_total = 0.0
             audio_gap = 0.0
+            envelopes: list[tuple[float, float, npt.NDArray[np.float32]]] = []
+            audio_windows = 0
             width = height = 0
             streams = [vstream] + ([astream] if astream is not None else [])
             for packet in container.demux(streams):
@@ -106,6 +163,13 @@ def analyse(data: bytes, init: bytes | None = None) -> SegmentAnalysis:
                         audio_gap = max(audio_gap, start - audio_end)
                     audio_end = start + length
                     audio_total += length
+                    if audio_windows < _MAX_AUDIO_WINDOWS:
+                        for aframe in packet.decode():
+                            if isinstance(aframe, av.AudioFrame):
+                                envelope = _envelope(aframe)
+                                if envelope is not None:
+                                    envelopes.append(envelope)
+                                    audio_windows += len(envelope[2])
                     continue
                 for frame in packet.decode():
                     if (
@@ -120,7 +184,14 @@ def analyse(data: bytes, init: bytes | None = None) -> SegmentAnalysis:
             codec_name = vstream.codec_context.name
             audio = None
             if astream is not None and audio_first is not None:
-                audio = AudioInfo(astream.codec_context.name, audio_first, audio_total, audio_gap)
+                audio = AudioInfo(
+                    astream.codec_context.name,
+                    audio_first,
+                    audio_total,
+                    audio_gap,
+                    audio_end,
+                    tuple(_burst_onsets(envelopes)),
+                )
     except SegmentDecodeError:
         raise
     except (av.FFmpegError, ValueError, OSError, IndexError, MemoryError) as exc:
@@ -141,4 +212,5 @@ def analyse(data: bytes, init: bytes | None = None) -> SegmentAnalysis:
         frame_count=len(pts),
         timecodes=tuple(codes[i] for i in order),
         audio=audio,
+        frame_pts=tuple(ordered_pts),
     )
