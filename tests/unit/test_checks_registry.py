@@ -20,6 +20,7 @@ ALL_CHECKS = {
     "media_sequence_regression",
     "rendition_drift",
     "rendition_missing",
+    "segment_latency",
     "stale_playlist",
     "timestamp_gap",
 }

@@ -18,6 +18,7 @@ the settings below; unknown names, settings or bad values are refused):
     frozen_video                max_repeats: 0       repeats beyond the rendition's step
     audio_missing               max_gap_seconds: 0.1
     av_desync                   threshold_seconds: 0.1, min_count: 2
+    segment_latency             max_seconds: 30      newest frame sent -> segment downloaded
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from streamer.checks import (
     media_sequence_regression,
     rendition_drift,
     rendition_missing,
+    segment_latency,
     stale_playlist,
     timestamp_gap,
 )
@@ -56,6 +58,7 @@ __all__ = [
     "media_sequence_regression",
     "rendition_drift",
     "rendition_missing",
+    "segment_latency",
     "stale_playlist",
     "timestamp_gap",
     "validate_settings",
