@@ -23,6 +23,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.support.aio import start_local
+
 OPERATIONS = ("create_stream", "get_stream", "list_streams", "delete_stream", "ingests")
 _POLICIES = {"public", "jwt", "webhook"}
 _PROFILE_INTS = ("width", "height", "bitrate")
@@ -102,11 +104,7 @@ class FakeLivepeer:
         app.router.add_get("/api/stream/{id}", self._get_stream)
         app.router.add_delete("/api/stream/{id}", self._delete_stream)
         app.router.add_get("/api/ingest", self._ingests)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = int(self._runner.addresses[0][1])
+        self._runner, self.port = await start_local(app)
         return self
 
     async def __aexit__(

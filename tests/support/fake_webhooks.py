@@ -20,6 +20,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.support.aio import start_local
+
 
 @dataclass(frozen=True)
 class Received:
@@ -81,10 +83,7 @@ class FakeWebhooks:
     async def __aenter__(self) -> FakeWebhooks:
         app = web.Application()
         app.router.add_post("/{tail:.*}", self._receive)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        self.port = int(self._runner.addresses[0][1])
+        self._runner, self.port = await start_local(app)
         return self
 
     async def __aexit__(

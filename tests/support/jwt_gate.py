@@ -13,6 +13,8 @@ import aiohttp
 import jwt
 from aiohttp import web
 
+from tests.support.aio import start_local
+
 
 class JwtGate:
     def __init__(self, upstream: str, public_key_pem: bytes) -> None:
@@ -55,10 +57,7 @@ class JwtGate:
         self._client = aiohttp.ClientSession()
         app = web.Application()
         app.router.add_get("/hls/{tail:.+}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        self.port = int(self._runner.addresses[0][1])
+        self._runner, self.port = await start_local(app)
         return self
 
     async def __aexit__(
