@@ -10,6 +10,8 @@ from typing import Any
 
 import aiohttp
 from pydantic import ValidationError
+from rich.console import Console
+from rich.logging import RichHandler
 
 from streamer.cli import EXIT_FAILURE, EXIT_OK, print_json
 from streamer.config import ConfigError, StreamConfig
@@ -62,12 +64,13 @@ def _stream_from_args(args: argparse.Namespace) -> StreamConfig:
         raise ConfigError("; ".join(messages)) from None
 
 
-async def _probe(stream: StreamConfig, live: bool) -> dict[str, Any]:
+async def _probe(stream: StreamConfig, live_console: Console | None) -> dict[str, Any]:
+    """One session; with a console, a live view on it while the session runs."""
     assert stream.ingest_url is not None and stream.playback_url is not None
     flv = await asyncio.to_thread(flv_clip, clip_spec(stream.clip))
     report = SessionReport()
     sink = FanOut([report])
-    view = LiveView(stream.duration) if live else None
+    view = LiveView(stream.duration, live_console) if live_console is not None else None
     if view is not None:
         sink.add(view)
     async with aiohttp.ClientSession() as http:
@@ -89,10 +92,15 @@ async def _probe(stream: StreamConfig, live: bool) -> dict[str, Any]:
 def probe_command(args: argparse.Namespace) -> int:
     stream = _stream_from_args(args)
     interactive = not args.json and sys.stderr.isatty()
-    logging.basicConfig(
-        level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
-    )
-    document = asyncio.run(_probe(stream, live=interactive))
+    console = Console(stderr=True)
+    if interactive:
+        # Through the live view's console, so that a warning never tears the live view.
+        handler: logging.Handler = RichHandler(console=console, show_path=False)
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.WARNING, handlers=[handler])
+    document = asyncio.run(_probe(stream, console if interactive else None))
     if args.json:
         print_json(document)
     else:

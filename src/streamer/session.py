@@ -128,6 +128,7 @@ class Session:
         self._follower_tasks: list[asyncio.Task[None]] = []
         self._first_segment_at: float | None = None
         self._last_startup_error: str | None = None
+        self._error_tags_seen: set[tuple[str | None, str]] = set()
         self._startup_latency: float | None = None
         self._seen_renditions: set[str] = set()
         self._newest_frame: dict[str, int] = {}
@@ -415,7 +416,7 @@ class Session:
     def _on_master(self, master: MasterPlaylist) -> None:
         now = time.time()
         if master.error is not None:
-            self._emit_failure("playlist_error", None, f"EXT-X-ERROR: {master.error}")
+            self._report_error_tag(None, master.error)
         names = rendition_names(master.variants)
         for name, variant in zip(names, master.variants, strict=True):
             follower = self._followers.get(name)
@@ -451,8 +452,16 @@ class Session:
     def on_playlist(self, rendition: str, playlist: MediaPlaylist, fetched_at: float) -> None:
         self._seen_renditions.add(rendition)
         if playlist.error is not None:
-            self._emit_failure("playlist_error", rendition, f"EXT-X-ERROR: {playlist.error}")
+            self._report_error_tag(rendition, playlist.error)
         self._run_checks(lambda c: c.on_playlist(rendition, playlist, fetched_at))
+
+    def _report_error_tag(self, rendition: str | None, text: str) -> None:
+        # An EXT-X-ERROR is a state the platform is in, not an event per poll: once per
+        # rendition and text is enough (and keeps logs and error counts meaningful).
+        if (rendition, text) in self._error_tags_seen:
+            return
+        self._error_tags_seen.add((rendition, text))
+        self._emit_failure("playlist_error", rendition, f"EXT-X-ERROR: {text}")
 
     def on_error(self, rendition: str | None, kind: str, detail: str) -> None:
         stopped = self.context is not None and self.context.publish_stopped_at is not None

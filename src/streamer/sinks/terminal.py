@@ -40,9 +40,20 @@ class LiveView:
         self._started: float | None = None
         self._rows: dict[str, dict[str, Any]] = {}
         self._errors = 0
+        self._view = self._render()
+        # Each refresh (4 a second, from rich's thread) advances the bar by the clock, so it
+        # moves while no event arrives (e.g. waiting for the first segment).
         self._live = Live(
-            self._render(), console=self._console, refresh_per_second=4, transient=False
+            console=self._console,
+            refresh_per_second=4,
+            transient=False,
+            get_renderable=self._current,
         )
+
+    def _current(self) -> Group:
+        if self._started is not None:
+            self._progress.update(self._task, completed=time.time() - self._started)
+        return self._view
 
     def _render(self) -> Group:
         table = Table(box=None, header_style="bold")
@@ -82,9 +93,7 @@ class LiveView:
             row["listed"] = event.listed_latency_seconds
         elif isinstance(event, CheckFailed):
             self._errors += 1
-        if self._started is not None:
-            self._progress.update(self._task, completed=time.time() - self._started)
-        self._live.update(self._render())
+        self._view = self._render()
 
     def __enter__(self) -> LiveView:
         self._live.start()
