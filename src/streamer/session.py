@@ -189,7 +189,9 @@ class Session:
                     outcome = "failure"
                     return outcome
                 log.info(
-                    "test stream created: publishing to %s, playing %s", *self._masked(self._target)
+                    "test stream created: publishing to %s, playing %s",
+                    *self._masked(self._target),
+                    extra={"stream": self._labels.stream, "session_id": self.session_id},
                 )
             outcome = await self._run()
         finally:
