@@ -19,8 +19,8 @@ origin:
 
 test:  ## lint, types, unit and end-to-end tests against real servers
 	@scripts/install-deps.sh test
-	$(PY) -m ruff check src tests
-	$(PY) -m ruff format --check src tests
+	$(PY) -m ruff check src tests benchmarks
+	$(PY) -m ruff format --check src tests benchmarks
 	$(PY) -m mypy
 	$(PY) -m pytest -q -p no:cacheprovider $(ARGS)
 
@@ -30,12 +30,17 @@ test-fast:
 
 lint:
 	@scripts/install-deps.sh test
-	$(PY) -m ruff check src tests
-	$(PY) -m ruff format --check src tests
+	$(PY) -m ruff check src tests benchmarks
+	$(PY) -m ruff format --check src tests benchmarks
 	$(PY) -m mypy
 
-bench bench-soak:  ## not built yet: the benchmarks issue is open
-	@echo "benchmarks are not implemented yet" >&2; exit 1
+bench:  ## benchmarks against a real nginx-rtmp on loopback (~13 min): table + benchmarks/results/
+	@scripts/install-deps.sh bench
+	$(PY) -m benchmarks $(ARGS)
+
+bench-soak:  ## 10 streams for 10 minutes: memory, file descriptors, tasks, threads
+	@scripts/install-deps.sh bench
+	$(PY) -m benchmarks --soak $(ARGS)
 
 clean:
 	rm -rf .venv .mypy_cache .ruff_cache .pytest_cache

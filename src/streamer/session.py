@@ -94,7 +94,7 @@ class SessionSettings:
     connect_timeout_seconds: float = 10.0
     io_timeout_seconds: float = 10.0
     drain_timeout_seconds: float = 10.0
-    poll_step_seconds: float = 0.1
+    poll_step_seconds: float = 0.05  # startup: its step bounds the first segment's listed time
     fetch: FetchPolicy = field(default_factory=FetchPolicy)
     tls_ca_file: str | None = None
     expected_renditions: int | None = None

@@ -86,13 +86,18 @@ class RenditionFollower:
 
     async def _poll_loop(self) -> None:
         url_with_msn: str | None = None
+        parsed: tuple[bytes, str, MasterPlaylist | MediaPlaylist] | None = None
         while True:
             self.playlist_requests += 1
             try:
                 fetched = await self._fetcher.get(
                     url_with_msn or self.url, "media playlist", MAX_PLAYLIST_BYTES
                 )
-                playlist = parse(fetched.body.decode("utf-8", errors="replace"), self.url)
+                if parsed is not None and parsed[0] == fetched.body and parsed[1] == self.url:
+                    playlist = parsed[2]  # unchanged since the last poll: no need to parse
+                else:
+                    playlist = parse(fetched.body.decode("utf-8", errors="replace"), self.url)
+                    parsed = (fetched.body, self.url, playlist)
             except FetchError as exc:
                 self._observer.on_error(self.name, exc.kind, f"{exc.object_type}: {exc.detail}")
                 await asyncio.sleep(self._poll_step)
@@ -115,7 +120,12 @@ class RenditionFollower:
             if playlist.endlist:
                 self.ended = True
             scheduler = self._scheduler(playlist)
-            scheduler.observe(fetched.completed_at, bool(new), new[-1].duration if new else None)
+            scheduler.observe(
+                fetched.completed_at,
+                bool(new),
+                new[-1].duration if new else None,
+                started_at=fetched.started_at,
+            )
             if playlist.can_block_reload and playlist.last_sequence is not None:
                 # LL-HLS: the server holds the answer until the next segment exists.
                 separator = "&" if "?" in self.url else "?"

@@ -4,19 +4,50 @@ Runs in a worker thread (decoding is CPU work). Segments come from the platform 
 test and may be hostile: size is capped by the fetcher, and anything undecodable becomes a
 SegmentDecodeError, never another exception. Nothing is kept: the bytes are dropped once
 analysed.
+
+Decode modes (`STREAMER_DECODE_MODE`, default `full`):
+
+- `full`: every video frame is decoded and its timecode read.
+- `keyframe`: only the segment's keyframes are decoded and read; every other frame is known
+  from its packet's PTS alone (`timecodes` holds None there), and the session places it by
+  its PTS distance from the keyframe. Several times cheaper; frame checks then see one
+  readable frame per GOP, so drops show up as missing packets and a picture frozen for
+  less than a GOP is not seen.
 """
 
 from __future__ import annotations
 
 import io
 import itertools
+import math
+import os
 from dataclasses import dataclass
+from fractions import Fraction
+from typing import Literal
 
 import av
 import numpy as np
 import numpy.typing as npt
 
 from streamer.signal import timecode
+
+DecodeMode = Literal["full", "keyframe"]
+DECODE_MODES: tuple[DecodeMode, ...] = ("full", "keyframe")
+# Estimating the frame rate while opening decodes frames nobody uses (half the cost of
+# opening a 2 s segment): the frame rate here comes from the frames' PTS instead. Keyframe
+# mode also skips probing the rest: streams and codecs are declared by the container, and
+# the decoders read their parameters from the bitstream.
+_OPEN_OPTIONS = {"fpsprobesize": "0"}
+_KEYFRAME_OPEN_OPTIONS = {**_OPEN_OPTIONS, "probesize": "32", "analyzeduration": "0"}
+
+
+def default_mode() -> DecodeMode:
+    """The process's decode mode, from STREAMER_DECODE_MODE (`full` when unset or unknown)."""
+    value = os.environ.get("STREAMER_DECODE_MODE", "").strip().lower()
+    for mode in DECODE_MODES:
+        if value == mode:
+            return mode
+    return "full"
 
 
 class SegmentDecodeError(ValueError):
@@ -86,6 +117,7 @@ _QUIET_SECONDS = 0.05
 _MIN_PEAK = 0.02  # quieter than this is silence: no bursts
 _MAX_AUDIO_WINDOWS = 120_000  # 2 minutes of envelope: bounds the memory a segment can cost
 _MAX_ONSETS = 256
+_MAX_AUDIO_SAMPLES = _MAX_AUDIO_WINDOWS * 48  # keyframe mode counts samples, not windows
 
 
 def _envelope(frame: av.AudioFrame) -> tuple[float, float, npt.NDArray[np.float32]] | None:
@@ -109,6 +141,47 @@ def _envelope(frame: av.AudioFrame) -> tuple[float, float, npt.NDArray[np.float3
     return float(frame.pts * frame.time_base), size / frame.sample_rate, windows
 
 
+def _first_channel(frame: av.AudioFrame) -> tuple[float, int, npt.NDArray[np.float32]] | None:
+    """(start PTS, sample rate, |level| of the first channel); float planar without a copy."""
+    if frame.pts is None or frame.time_base is None or not frame.sample_rate:
+        return None
+    start = frame.pts * float(frame.time_base)
+    if frame.format.name == "fltp":
+        samples = np.frombuffer(memoryview(frame.planes[0]), dtype=np.float32, count=frame.samples)
+        return start, frame.sample_rate, np.abs(samples)
+    envelope = _envelope(frame)  # other formats: the general path, window by window
+    if envelope is None:
+        return None
+    return start, round(1 / envelope[1]), envelope[2]
+
+
+def _merged_envelopes(
+    chunks: list[tuple[float, int, npt.NDArray[np.float32]]],
+) -> list[tuple[float, float, npt.NDArray[np.float32]]]:
+    """Envelopes of runs of back-to-back audio frames, one numpy pass per run (what
+    `_envelope` gives frame by frame, for a fraction of the calls)."""
+    envelopes = []
+    run: list[npt.NDArray[np.float32]] = []
+    run_start = run_end = 0.0
+    rate = 0
+    for start, chunk_rate, level in [*chunks, (math.inf, 0, np.empty(0, np.float32))]:
+        contiguous = run and chunk_rate == rate and abs(start - run_end) <= 2 / rate
+        if run and not contiguous:
+            size = max(1, round(rate * _WINDOW_SECONDS))
+            levels = np.concatenate(run)
+            count = len(levels) // size
+            windows = levels[: count * size].reshape(count, size).max(axis=1)
+            envelopes.append((run_start, size / rate, windows))
+            run = []
+        if not run:
+            run_start, rate = start, chunk_rate
+            run_end = start
+        run.append(level)
+        if chunk_rate:
+            run_end += len(level) / chunk_rate
+    return envelopes
+
+
 def _burst_onsets(envelopes: list[tuple[float, float, npt.NDArray[np.float32]]]) -> list[float]:
     if not envelopes:
         return []
@@ -130,17 +203,27 @@ def _burst_onsets(envelopes: list[tuple[float, float, npt.NDArray[np.float32]]])
     return onsets[:_MAX_ONSETS]
 
 
-def analyse(data: bytes, init: bytes | None = None) -> SegmentAnalysis:
+def analyse(
+    data: bytes, init: bytes | None = None, mode: DecodeMode | None = None
+) -> SegmentAnalysis:
     """Demuxes and decodes a segment (TS, or fMP4 with its init section)."""
     if not data:
         raise SegmentDecodeError("empty segment")
+    keyframes_only = (mode or default_mode()) == "keyframe"
+    packet_pts: list[int] = []  # keyframe mode: every video packet's PTS
+    key_codes: dict[int, int | None] = {}  # keyframe mode: PTS -> timecode read
+    video_time_base: Fraction | None = None
     try:
-        with av.open(io.BytesIO((init or b"") + data), "r") as container:
+        options = _KEYFRAME_OPEN_OPTIONS if keyframes_only else _OPEN_OPTIONS
+        with av.open(io.BytesIO((init or b"") + data), "r", options=options) as container:
             if not container.streams.video:
                 raise SegmentDecodeError("segment has no video stream")
             vstream = container.streams.video[0]
             astream = container.streams.audio[0] if container.streams.audio else None
-            vstream.thread_type = "SLICE"
+            if keyframes_only:
+                vstream.thread_count = 1  # one frame: starting decoder threads costs more
+            else:
+                vstream.thread_type = "SLICE"
             pts: list[float] = []
             codes: list[int | None] = []
             audio_end: float | None = None
@@ -148,28 +231,56 @@ def analyse(data: bytes, init: bytes | None = None) -> SegmentAnalysis:
             audio_total = 0.0
             audio_gap = 0.0
             envelopes: list[tuple[float, float, npt.NDArray[np.float32]]] = []
+            chunks: list[tuple[float, int, npt.NDArray[np.float32]]] = []  # keyframe mode
             audio_windows = 0
             width = height = 0
             streams = [vstream] + ([astream] if astream is not None else [])
+            video_time_base = vstream.time_base
+            audio_time_base = (
+                float(astream.time_base)
+                if astream is not None and astream.time_base is not None
+                else None
+            )
             for packet in container.demux(streams):
                 if packet.stream.type == "audio":
-                    if packet.pts is None or packet.time_base is None:
+                    if packet.pts is None or audio_time_base is None:
                         continue
-                    start = float(packet.pts * packet.time_base)
-                    length = float((packet.duration or 0) * packet.time_base)
+                    # A float time base: Fraction arithmetic per packet costs more than the
+                    # rest of the packet's handling.
+                    seconds = audio_time_base
+                    start = packet.pts * seconds
+                    length = (packet.duration or 0) * seconds
                     if audio_first is None:
                         audio_first = start
                     elif audio_end is not None:
                         audio_gap = max(audio_gap, start - audio_end)
                     audio_end = start + length
                     audio_total += length
-                    if audio_windows < _MAX_AUDIO_WINDOWS:
+                    if keyframes_only and audio_windows < _MAX_AUDIO_SAMPLES:
+                        for aframe in packet.decode():
+                            if isinstance(aframe, av.AudioFrame):
+                                chunk = _first_channel(aframe)
+                                if chunk is not None:
+                                    chunks.append(chunk)
+                                    audio_windows += len(chunk[2])
+                    elif audio_windows < _MAX_AUDIO_WINDOWS:
                         for aframe in packet.decode():
                             if isinstance(aframe, av.AudioFrame):
                                 envelope = _envelope(aframe)
                                 if envelope is not None:
                                     envelopes.append(envelope)
                                     audio_windows += len(envelope[2])
+                    continue
+                if keyframes_only:
+                    if packet.pts is None or video_time_base is None:
+                        continue
+                    packet_pts.append(packet.pts)
+                    if not packet.is_keyframe:
+                        continue  # never decoded: known by its PTS only
+                    for frame in packet.decode():
+                        if isinstance(frame, av.VideoFrame) and frame.pts is not None:
+                            width, height = frame.width, frame.height
+                            key_codes[frame.pts] = timecode.read(_luma(frame))
                     continue
                 for frame in packet.decode():
                     if (
@@ -190,12 +301,17 @@ def analyse(data: bytes, init: bytes | None = None) -> SegmentAnalysis:
                     audio_total,
                     audio_gap,
                     audio_end,
-                    tuple(_burst_onsets(envelopes)),
+                    tuple(_burst_onsets(envelopes or _merged_envelopes(chunks))),
                 )
     except SegmentDecodeError:
         raise
     except (av.FFmpegError, ValueError, OSError, IndexError, MemoryError) as exc:
         raise SegmentDecodeError(f"undecodable segment: {exc.__class__.__name__}") from None
+    if keyframes_only:
+        if not key_codes or video_time_base is None:  # no keyframe decoded: decode it all
+            return analyse(data, init, "full")
+        pts = [float(p * video_time_base) for p in packet_pts]
+        codes = [key_codes.get(p) for p in packet_pts]
     if not pts:
         raise SegmentDecodeError("segment has no decodable video frame")
     order = sorted(range(len(pts)), key=pts.__getitem__)  # presentation order

@@ -22,7 +22,7 @@ from streamer.publish.sendlog import SendLog
 from streamer.urls import IngestURL
 
 # Packets due within this window are sent in one wake-up: fewer timer callbacks per stream.
-_BATCH_SECONDS = 0.004
+_BATCH_SECONDS = 0.05
 
 
 @dataclass(frozen=True)
@@ -80,24 +80,35 @@ class Publisher:
         )
         connection.send_media(VIDEO, 0, flv.video_sequence_header)
         connection.send_media(AUDIO, 0, flv.audio_sequence_header)
-        loop_seconds = Fraction(self._frames_per_loop) / Fraction(self.send_log.fps)
-        audio_shift = Fraction(self._faults.audio_shift_seconds).limit_denominator(1000)
+        loop_seconds = float(Fraction(self._frames_per_loop) / Fraction(self.send_log.fps))
+        audio_shift = float(Fraction(self._faults.audio_shift_seconds).limit_denominator(1000))
         skip = self._faults.skip_frames
+        # Per tag, once: (message type, offset in the loop in seconds, frame, body). Float
+        # seconds are exact to far below a millisecond here, and cheap to add per packet.
+        tags = [
+            (
+                VIDEO if tag.is_video else AUDIO,
+                float(tag.dts) + (0.0 if tag.is_video else audio_shift),
+                tag.frame,
+                tag.body,
+            )
+            for tag in flv.tags
+        ]
         start: float | None = None
         loop = 0
         while True:
             base = loop * loop_seconds
-            for tag in flv.tags:
+            for type_id, offset, frame, body in tags:
                 if self._stopping:
                     return
                 absolute = -1
-                if tag.frame is not None:
-                    absolute = loop * self._frames_per_loop + tag.frame
+                if frame is not None:
+                    absolute = loop * self._frames_per_loop + frame
                     if absolute in skip:
                         continue
-                due = base + tag.dts + (0 if tag.is_video else audio_shift)
+                due = base + offset
                 if start is not None:
-                    delay = start + float(due) - time.time()
+                    delay = start + due - time.time()
                     if delay > _BATCH_SECONDS:
                         await connection.drain()
                         await asyncio.sleep(delay)
@@ -105,12 +116,12 @@ class Publisher:
                             return
                 # A small constant offset keeps shifted audio timestamps non-negative.
                 timestamp_ms = round((due + 1) * 1000)
-                connection.send_media(VIDEO if tag.is_video else AUDIO, timestamp_ms, tag.body)
+                connection.send_media(type_id, timestamp_ms, body)
                 now = time.time()
                 if start is None:
                     await connection.drain()
                     now = time.time()
-                    start = now - float(due)
+                    start = now - due
                     self.send_log.first_packet_at = now
                     if on_connected is not None:
                         on_connected(now)

@@ -93,6 +93,7 @@ class RTMPPublishConnection:
         self._io_timeout = io_timeout
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
+        self._media: list[bytes] = []  # media messages not yet handed to the socket
         self._read_task: asyncio.Task[None] | None = None
         self._in_chunk_size = 128
         self._in_streams: dict[int, _InboundChunkStream] = {}
@@ -202,7 +203,13 @@ class RTMPPublishConnection:
         self, csid: int, type_id: int, timestamp: int, stream_id: int, payload: bytes
     ) -> None:
         assert self._writer is not None
+        self._flush_media()  # keeps the order of messages
         self._writer.write(chunk_message(csid, type_id, timestamp, stream_id, payload))
+
+    def _flush_media(self) -> None:
+        if self._media and self._writer is not None:
+            self._writer.write(b"".join(self._media))
+            self._media.clear()
 
     def _send_command(
         self, name: str, txn: float, *args: Any, csid: int = CSID_COMMAND, stream_id: int = 0
@@ -221,16 +228,27 @@ class RTMPPublishConnection:
         return float(self._next_txn - 1)
 
     def send_media(self, type_id: int, timestamp_ms: int, payload: bytes) -> None:
-        """Queues one audio, video or data message; check `failure` and `drain()` after."""
+        """Queues one audio, video or data message; `drain()` sends what is queued (and
+        reports failures)."""
         if self.failure is not None:
             raise self.failure
         if self._writer is None or self._writer.is_closing():
             raise PublishError("ingest connection closed")
         csid = {AUDIO: CSID_AUDIO, VIDEO: CSID_VIDEO}.get(type_id, CSID_STREAM_COMMAND)
-        self._send(csid, type_id, timestamp_ms, self.stream_id, payload)
+        # Media is written to the socket in one go per drain(): one system call per
+        # wake-up of the publisher, not one per message.
+        self._media.append(chunk_message(csid, type_id, timestamp_ms, self.stream_id, payload))
 
     async def drain(self) -> None:
         assert self._writer is not None
+        self._flush_media()
+        transport = self._writer.transport
+        if (
+            self.failure is None
+            and not transport.is_closing()
+            and transport.get_write_buffer_size() == 0
+        ):
+            return  # all handed to the kernel: nothing to wait for
         try:
             async with asyncio.timeout(self._io_timeout):
                 await self._writer.drain()

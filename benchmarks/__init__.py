@@ -1,0 +1,1 @@
+"""streamer's benchmarks: listed-time accuracy, density, detection time, soak (`make bench`)."""
