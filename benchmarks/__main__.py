@@ -62,7 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     names = ("soak",) if args.soak else DEFAULT
     if args.only:
         names = tuple(n.strip() for n in args.only.split(",") if n.strip())
-    command = "python -m benchmarks " + shlex.join(sys.argv[1:] if argv is None else argv)
+    command = " ".join(
+        ["python -m benchmarks", shlex.join(sys.argv[1:] if argv is None else argv)]
+    ).strip()
     started = time.time()
     workdir = Path(tempfile.mkdtemp(prefix="streamer-bench-"))
     figures: list[Figure] = []
