@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import time
 from collections import deque
 from pathlib import Path
 
 from aiohttp import web
 from tests.support.ports import free_port
+
+from benchmarks.truth import read_new_version
 
 
 class DelayProxy:
@@ -62,22 +63,12 @@ class DelayProxy:
             await asyncio.sleep(self.watch_every)
 
     def _read(self, name: str, path: Path) -> None:
-        try:
-            fd = os.open(path, os.O_RDONLY)
-        except FileNotFoundError:
+        version = read_new_version(path, self._seen.get(name))
+        if version is None:
             return
-        try:
-            stat = os.fstat(fd)
-            key = (stat.st_ino, stat.st_mtime_ns)
-            if self._seen.get(name) == key:
-                return
-            chunks = []
-            while chunk := os.read(fd, 1 << 16):
-                chunks.append(chunk)
-        finally:
-            os.close(fd)
+        key, mtime, body = version
         self._seen[name] = key
-        self._versions[name].append((stat.st_mtime_ns / 1e9, b"".join(chunks)))
+        self._versions[name].append((mtime, body))
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         name = request.match_info["name"]

@@ -35,6 +35,32 @@ def listed_sequences(body: bytes) -> list[int]:
     return list(range(first, first + count))
 
 
+FileVersion = tuple[tuple[int, int], float, bytes]  # (inode, mtime_ns), mtime seconds, body
+
+
+def read_new_version(path: str | Path, last_key: tuple[int, int] | None) -> FileVersion | None:
+    """The file's content when it differs from the version `last_key` names, else None.
+
+    nginx replaces a playlist by renaming a new file into place: inode and mtime together
+    name a version. Reading through one open descriptor keeps content and stat consistent.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        stat = os.fstat(fd)
+        key = (stat.st_ino, stat.st_mtime_ns)
+        if key == last_key:
+            return None
+        chunks = []
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+    return key, stat.st_mtime_ns / 1e9, b"".join(chunks)
+
+
 class PlaylistTruth:
     """Watches `directory` for `*.m3u8` media playlists (masters are ignored)."""
 
@@ -102,27 +128,14 @@ class PlaylistTruth:
                         ).stat().st_mtime_ns / 1e9
 
     def _read_playlist(self, path: str, name: str) -> None:
-        try:
-            fd = os.open(path, os.O_RDONLY)
-        except FileNotFoundError:
+        version = read_new_version(path, self._seen.get(name))
+        if version is None:
             return
-        try:
-            stat = os.fstat(fd)
-            key = (stat.st_ino, stat.st_mtime_ns)
-            if self._seen.get(name) == key:
-                return
-            chunks = []
-            while chunk := os.read(fd, 1 << 16):
-                chunks.append(chunk)
-        finally:
-            os.close(fd)
-        body = b"".join(chunks)
-        if b"#EXT-X-STREAM-INF" in body or b"#EXTINF" not in body:
-            self._seen[name] = key
-            return
+        key, mtime, body = version
         self._seen[name] = key
+        if b"#EXT-X-STREAM-INF" in body or b"#EXTINF" not in body:
+            return
         self.versions += 1
-        mtime = stat.st_mtime_ns / 1e9
         listed = self.first_listed.setdefault(name, {})
         for sequence in listed_sequences(body):
             listed.setdefault(sequence, mtime)
