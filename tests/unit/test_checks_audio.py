@@ -31,6 +31,31 @@ def test_segment_without_audio_reported_once_until_audio_returns() -> None:
     ]
 
 
+def test_short_silent_tail_segment_is_not_a_failure() -> None:
+    # A publisher stopping right after a keyframe leaves a last segment of one video frame
+    # and no audio: 33 ms of silence at the very end of the stream, which nobody hears.
+    check = AudioMissing(context(), {})
+    first_tail_frame = 3 * round(2.0 * 30)
+    tail = R.segment(3, frames=[first_tail_frame], audio=None)
+    assert feed(check, [R.segment(n) for n in range(3)] + [tail]) == []
+
+
+def test_short_silences_add_up_to_an_audible_hole() -> None:
+    check = AudioMissing(context(), {})
+    one_frame = R.segment(3, frames=[180], audio=None)
+    # Segment 4's audio starts 0.2 s after segment 2's ended: the one-frame segment between
+    # them had none.
+    late = replace(R.audio(4), first_pts=R.audio(3).first_pts + 0.2)
+    failures = feed(check, [R.segment(2), one_frame, R.segment(4, audio=late)])
+    assert [f.detail for f in failures] == ["segment 4: 0.200s of audio missing since segment 3"]
+
+
+def test_silent_first_segment_is_measured_by_its_own_length() -> None:
+    assert [f.detail for f in feed(AudioMissing(context(), {}), [R.segment(5, audio=None)])] == [
+        "segment 5 has no audio"
+    ]
+
+
 def test_audio_hole_inside_a_segment() -> None:
     check = AudioMissing(context(), {})
     holed = replace(R.audio(1), gap_seconds=0.3)

@@ -3,6 +3,10 @@
 One asyncio task per publish: the clip's FLV tags are prepared once, so each send is a
 header and a socket write. Timestamps are rewritten to keep rising across loops; the send
 time of every video frame goes into the send log.
+
+Pacing runs on the monotonic clock: a wall-clock step (NTP, a VM resumed) neither stalls
+the publish nor bursts the step into the socket. The send log keeps wall-clock times, which
+is what latency is measured against (a viewer's clock is the wall clock too).
 """
 
 from __future__ import annotations
@@ -94,7 +98,7 @@ class Publisher:
             )
             for tag in flv.tags
         ]
-        start: float | None = None
+        start: float | None = None  # monotonic time of the clip's offset 0
         loop = 0
         while True:
             base = loop * loop_seconds
@@ -108,7 +112,7 @@ class Publisher:
                         continue
                 due = base + offset
                 if start is not None:
-                    delay = start + due - time.time()
+                    delay = start + due - time.monotonic()
                     if delay > _BATCH_SECONDS:
                         await connection.drain()
                         await asyncio.sleep(delay)
@@ -121,7 +125,7 @@ class Publisher:
                 if start is None:
                     await connection.drain()
                     now = time.time()
-                    start = now - due
+                    start = time.monotonic() - due
                     self.send_log.first_packet_at = now
                     if on_connected is not None:
                         on_connected(now)
