@@ -29,13 +29,13 @@ from typing import Any
 
 import aiohttp
 from tests.support.nginx import LADDER, NginxOrigin
+from tests.support.session_run import Recorder
 
 from benchmarks.common import (
     LABELS,
     ExtraFollower,
     FixedIntervalScheduler,
     ProbeRecord,
-    Recorder,
     clip,
     install_probe,
     new_key,

@@ -17,7 +17,7 @@ import aiohttp
 
 from streamer.checks.base import Check, Failure, SegmentRecord, SessionContext
 from streamer.checks.registry import REGISTRY
-from streamer.events import Event, SegmentObserved, StreamLabels
+from streamer.events import StreamLabels
 from streamer.playback.fetch import Fetcher, FetchError
 from streamer.playback.follower import RenditionFollower, SegmentFetch
 from streamer.playback.playlist import MediaPlaylist
@@ -226,21 +226,6 @@ def install_probe() -> None:
 
 def probes_of(context: SessionContext | None) -> list[ProbeRecord]:
     return PROBES.get(id(context), []) if context is not None else []
-
-
-@dataclass
-class Recorder:
-    events: list[Event] = field(default_factory=list)
-
-    def handle(self, event: Event) -> None:
-        self.events.append(event)
-
-    def of(self, kind: type[Any]) -> list[Any]:
-        return [e for e in self.events if isinstance(e, kind)]
-
-    @property
-    def segments(self) -> list[SegmentObserved]:
-        return self.of(SegmentObserved)
 
 
 def flatten(groups: Iterable[Iterable[float]]) -> list[float]:

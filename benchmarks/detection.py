@@ -29,8 +29,9 @@ from typing import Any
 import aiohttp
 from tests.support.chaos import ChaosProxy, DropVariant, Fault, Freeze, Request, Status
 from tests.support.nginx import NginxOrigin
+from tests.support.session_run import Recorder
 
-from benchmarks.common import LABELS, Recorder, clip, new_key
+from benchmarks.common import LABELS, clip, new_key
 from benchmarks.table import Figure, Target
 from benchmarks.truth import PlaylistTruth
 from streamer.events import CheckFailed
