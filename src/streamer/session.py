@@ -36,6 +36,7 @@ from streamer.events import (
     SessionStarted,
     StreamLabels,
 )
+from streamer.placement import Placement, Unplaced, place
 from streamer.playback.fetch import Fetcher, FetchError, FetchPolicy
 from streamer.playback.follower import RenditionFollower, SegmentFetch
 from streamer.playback.playlist import (
@@ -46,7 +47,6 @@ from streamer.playback.playlist import (
     parse,
     rendition_names,
 )
-from streamer.playback.segment import SegmentAnalysis
 from streamer.publish.errors import PublishError
 from streamer.publish.flv import FlvClip
 from streamer.publish.publisher import FaultInjection, Publisher
@@ -477,12 +477,6 @@ class Session:
             return True
         return time.time() < self.context.publish_started_at + self.settings.startup_timeout_seconds
 
-    def _clip_frames_between(self, analysis: SegmentAnalysis, start: int, end: int) -> int:
-        pts = analysis.frame_pts
-        if not pts:  # no timing per frame: assume one clip frame per decoded frame
-            return (analysis.frame_count - 1 if end == -1 else end) - start
-        return round((pts[end] - pts[start]) * self._clip.fps)
-
     def on_segment(self, fetch: SegmentFetch) -> None:
         if fetch.error_kind is not None:
             self.on_error(fetch.rendition, fetch.error_kind, fetch.error_detail or "")
@@ -490,33 +484,28 @@ class Session:
         analysis = fetch.analysis
         assert analysis is not None and fetch.downloaded_at is not None
         assert self._publisher is not None
-        send_log = self._publisher.send_log
-        newest = first = None
-        newest_sent_at = None
-        last_code = analysis.last_timecode
-        if last_code is not None:
-            index, clip_frame = last_code
-            resolved = send_log.resolve(clip_frame, fetch.listed_at)
-            if resolved is None:
-                # Readable, but never sent before it was listed: an earlier session's segment.
-                log.debug(
-                    "ignoring segment %d of %s: not from this session",
-                    fetch.segment.sequence,
-                    fetch.rendition,
-                )
-                return
-            # Frames around the last readable one are placed by their PTS distance, in clip
-            # frames: right even when the rendition drops frames or halves the frame rate.
-            newest = resolved + self._clip_frames_between(analysis, index, -1)
-            first = resolved - self._clip_frames_between(analysis, 0, index)
-            newest_sent_at = send_log.sent_at(newest) or send_log.sent_at(resolved)
-        elif fetch.first_listing:
-            return  # cannot tell whether it belongs to this session
+        placed = place(analysis, self._publisher.send_log, fetch.listed_at, self._clip.fps)
+        newest = first = newest_sent_at = None
+        if isinstance(placed, Placement):
+            first, newest, newest_sent_at = (
+                placed.first_frame,
+                placed.newest_frame,
+                placed.newest_sent_at,
+            )
+        elif placed is Unplaced.FOREIGN or fetch.first_listing:
+            # Readable but never sent before it was listed, or unreadable in the first
+            # playlist seen: an earlier session's segment, or cannot tell.
+            log.debug(
+                "ignoring segment %d of %s: not from this session",
+                fetch.segment.sequence,
+                fetch.rendition,
+            )
+            return
         else:
             self._emit_failure(
                 "timecode_unreadable",
                 fetch.rendition,
-                f"segment {fetch.segment.sequence}: no frame carries a readable timecode",
+                f"segment {fetch.segment.sequence}: {placed.value}",
             )
         if newest is not None:
             self._newest_frame[fetch.rendition] = max(
