@@ -2,7 +2,8 @@
 
 Precedence, lowest first: the probe's defaults, or the stream's entry in `--config` (loaded,
 `${VAR}`-expanded and validated as `streamer monitor --config` does each stream; the file's
-other streams are left alone); then the options given on the command line. `--check KIND.key=value` settings merge over the stream's `checks:`.
+other streams are left alone); then the options given on the command line.
+`--check KIND.key=value` settings merge over the stream's `checks:`.
 
 The ingest URL comes from exactly one of `--ingest-url`, `--ingest-url-file` or, without
 `--config` (as the monitor reads its environment), INGEST_URL / INJEST_URL: a stream key in
