@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 
 from streamer import __version__
 from streamer.config import ConfigError
+from streamer.exit_codes import EXIT_INTERRUPTED, EXIT_USAGE
 
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
-
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="streamer",
         description="Synthetic end-to-end monitor for live video platforms.",
@@ -21,16 +19,61 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"streamer {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    probe = commands.add_parser("probe", help="run one test session and report")
-    probe.add_argument("--ingest-url", required=True, help="rtmp[s]://host/app/STREAM_KEY")
-    probe.add_argument("--playback-url", required=True, help="HLS master or media playlist")
-    probe.add_argument("--duration", default="30s", help="session length (default 30s)")
+    probe = commands.add_parser(
+        "probe",
+        help="run one test session and report",
+        description="Run one test session and report. Options given beside --config override "
+        "the stream file's values.",
+    )
+    stream = probe.add_argument_group("the stream")
+    stream.add_argument(
+        "--config",
+        default=None,
+        metavar="FILE",
+        help="YAML streams file: probe one of its streams as the monitor would",
+    )
+    stream.add_argument(
+        "--stream", default=None, metavar="NAME", help="which stream of --config (if several)"
+    )
+    stream.add_argument(
+        "--ingest-url",
+        default=None,
+        metavar="URL",
+        help="rtmp[s]://host/app/STREAM_KEY (shown by ps: prefer --ingest-url-file or "
+        "INGEST_URL in the environment)",
+    )
+    stream.add_argument(
+        "--ingest-url-file", default=None, metavar="PATH", help="a file holding the ingest URL"
+    )
+    stream.add_argument(
+        "--playback-url", default=None, metavar="URL", help="HLS master or media playlist"
+    )
+    stream.add_argument(
+        "--livepeer",
+        action="store_true",
+        help="Livepeer API mode: create a test stream, probe it, delete it "
+        "(API key from LIVEPEER_API_KEY or LIVEPEER_API_KEY_FILE)",
+    )
+    stream.add_argument("--name", default=None, help="stream name in the report (default probe)")
+    stream.add_argument("--region", default=None, help="region label (default unknown)")
+    settings = probe.add_argument_group("the session")
+    settings.add_argument(
+        "--duration", default=None, help="session length (default 30s, or the stream file's)"
+    )
+    settings.add_argument(
+        "--startup-timeout", default=None, help="time allowed to the first segment (default 30s)"
+    )
+    settings.add_argument("--expected-renditions", type=int, default=None)
+    settings.add_argument("--tls-ca-file", default=None, help="CA bundle for RTMPS ingest")
+    settings.add_argument(
+        "--check",
+        action="append",
+        default=[],
+        metavar="KIND.KEY=VALUE",
+        help="a check setting, e.g. frozen_video.enabled=false or stale_playlist.factor=2 "
+        "(repeatable)",
+    )
     probe.add_argument("--json", action="store_true", help="print only the JSON report")
-    probe.add_argument("--name", default="probe", help="stream name in the report")
-    probe.add_argument("--region", default="unknown", help="region label")
-    probe.add_argument("--startup-timeout", default="30s")
-    probe.add_argument("--expected-renditions", type=int, default=None)
-    probe.add_argument("--tls-ca-file", default=None, help="CA bundle for RTMPS ingest")
 
     monitor = commands.add_parser("monitor", help="run test sessions forever, export metrics")
     monitor.add_argument("--config", default=None, help="YAML streams file")
@@ -44,7 +87,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
         if args.command == "probe":
             from streamer.probe import probe_command
@@ -61,10 +104,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"streamer: configuration error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        return 130
-
-
-def print_json(document: object) -> None:
-    json.dump(document, sys.stdout, indent=2)
-    sys.stdout.write("\n")
-    sys.stdout.flush()
+        return EXIT_INTERRUPTED

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -170,10 +170,14 @@ def _describe(error: ValidationError, streams: list[Any] | None = None) -> str:
                 name = streams[index].get("name")
             where = f"streams[{index}]" + (f" ({name!r})" if name else "") + ": "
             loc = loc[2:]
-        field = ".".join(str(p) for p in loc if not str(p).startswith("function-"))
-        message = str(item["msg"]).removeprefix("Value error, ")
-        lines.append(f"{where}{field + ': ' if field else ''}{message}")
+        lines.append(where + _problem(loc, item["msg"]))
     return "; ".join(lines)
+
+
+def _problem(loc: Sequence[int | str], msg: str) -> str:
+    field = ".".join(str(p) for p in loc if not str(p).startswith("function-"))
+    message = msg.removeprefix("Value error, ")
+    return f"{field + ': ' if field else ''}{message}"
 
 
 def _expand(value: Any, env: Mapping[str, str], path: str) -> Any:
@@ -203,7 +207,7 @@ def environment(cwd: Path | None = None) -> dict[str, str]:
     return values
 
 
-def load_file(path: Path, env: Mapping[str, str]) -> MonitorConfig:
+def _read_file(path: Path) -> dict[str, Any]:
     try:
         raw = yaml.safe_load(path.read_text())
     except OSError as exc:
@@ -212,20 +216,68 @@ def load_file(path: Path, env: Mapping[str, str]) -> MonitorConfig:
         raise ConfigError(f"--config: {path} is not valid YAML: {exc}") from None
     if not isinstance(raw, dict) or "streams" not in raw:
         raise ConfigError(f"--config: {path} needs a top-level 'streams' list")
-    raw = _expand(raw, env, "")
+    return raw
+
+
+def _default_regions(entry: Any, region: str | None) -> None:
+    if region and isinstance(entry, dict):
+        if "ingest_region" not in entry and "injest_region" not in entry:
+            entry["ingest_region"] = region
+        entry.setdefault("playback_region", region)
+
+
+def load_file(path: Path, env: Mapping[str, str]) -> MonitorConfig:
+    raw = _expand(_read_file(path), env, "")
     raw.setdefault("metrics_addr", env.get("METRICS_ADDR") or DEFAULT_METRICS_ADDR)
-    region = env.get("REGION")
     streams = raw.get("streams")
-    if region and isinstance(streams, list):
+    if isinstance(streams, list):
         for entry in streams:
-            if isinstance(entry, dict):
-                if "ingest_region" not in entry and "injest_region" not in entry:
-                    entry["ingest_region"] = region
-                entry.setdefault("playback_region", region)
+            _default_regions(entry, env.get("REGION"))
     try:
         return MonitorConfig.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, streams if isinstance(streams, list) else None)) from None
+
+
+def stream_entries(path: Path) -> list[Any]:
+    """The entries of a streams file's `streams` list, not yet expanded nor validated."""
+    streams = _read_file(path)["streams"]
+    if not isinstance(streams, list) or not streams:
+        raise ConfigError(f"--config: {path}: 'streams' must be a non-empty list")
+    return streams
+
+
+def load_stream(entries: list[Any], index: int, env: Mapping[str, str]) -> StreamConfig:
+    """One of `stream_entries`, expanded and validated as `load_file` does every stream, but
+    without needing the variables of the others (`streamer probe` tests one stream)."""
+    where = f"streams[{index}]"
+    entry = _expand(entries[index], env, where)
+    _default_regions(entry, env.get("REGION"))
+    try:
+        return StreamConfig.model_validate(entry)
+    except ValidationError as exc:
+        name = entry.get("name") if isinstance(entry, dict) else None
+        where += f" ({name!r})" if name else ""
+        raise ConfigError(
+            "; ".join(f"{where}: {_problem(item['loc'], item['msg'])}" for item in exc.errors())
+        ) from None
+
+
+def livepeer_from_environment(env: Mapping[str, str]) -> dict[str, Any]:
+    """The `livepeer:` settings (unvalidated) that LIVEPEER_* variables describe; the API key
+    stays out: `livepeer.mode.api_mode` reads it from the environment when it is needed."""
+    livepeer: dict[str, Any] = {
+        "api_url": env.get("LIVEPEER_API_URL") or LivepeerSettings().api_url
+    }
+    for key, variable in (
+        ("ingest_base", "LIVEPEER_INGEST_BASE"),
+        ("playback_base", "LIVEPEER_PLAYBACK_BASE"),
+        ("playback_policy", "LIVEPEER_PLAYBACK_POLICY"),
+        ("record", "LIVEPEER_RECORD"),
+    ):
+        if env.get(variable):
+            livepeer[key] = env[variable]
+    return livepeer
 
 
 def from_environment(env: Mapping[str, str]) -> MonitorConfig | None:
@@ -250,18 +302,7 @@ def from_environment(env: Mapping[str, str]) -> MonitorConfig | None:
         if name:
             entry[key] = name
     if not ingest:
-        livepeer: dict[str, Any] = {
-            "api_url": env.get("LIVEPEER_API_URL") or LivepeerSettings().api_url
-        }
-        for key, variable in (
-            ("ingest_base", "LIVEPEER_INGEST_BASE"),
-            ("playback_base", "LIVEPEER_PLAYBACK_BASE"),
-            ("playback_policy", "LIVEPEER_PLAYBACK_POLICY"),
-            ("record", "LIVEPEER_RECORD"),
-        ):
-            if env.get(variable):
-                livepeer[key] = env[variable]
-        entry["livepeer"] = livepeer
+        entry["livepeer"] = livepeer_from_environment(env)
     raw = {"streams": [entry], "metrics_addr": env.get("METRICS_ADDR") or DEFAULT_METRICS_ADDR}
     try:
         return MonitorConfig.model_validate(raw)

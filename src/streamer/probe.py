@@ -1,96 +1,100 @@
-"""`streamer probe`: one test session, a live view while it runs, a report at the end."""
+"""`streamer probe`: one test session, a live view while it runs, a report at the end.
+
+The stream is configured as the monitor would configure it (see probe_config.py); in
+Livepeer API mode the session creates its test stream through the API and deletes it at the
+end whatever happens, Ctrl-C and SIGTERM included: they abort the session, which still
+gives its stream back and reports what it saw.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
+import signal
 import sys
-from typing import Any
 
 import aiohttp
-from pydantic import ValidationError
 from rich.console import Console
 from rich.logging import RichHandler
 
-from streamer.cli import EXIT_FAILURE, EXIT_OK, print_json
-from streamer.config import ConfigError, StreamConfig
-from streamer.durations import parse_duration
+from streamer.config import StreamConfig, environment
 from streamer.events import FanOut
-from streamer.session import Session
+from streamer.exit_codes import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED
+from streamer.livepeer.mode import ApiMode, api_mode, provisioner
+from streamer.probe_config import probe_stream
+from streamer.session import Session, SessionSettings
 from streamer.setup import clip_spec, flv_clip, session_settings
 from streamer.sinks.report import SessionReport
 from streamer.sinks.terminal import LiveView, render_report
 
-_OPTION_NAMES = {
-    "ingest_url": "--ingest-url",
-    "playback_url": "--playback-url",
-    "duration": "--duration",
-    "startup_timeout": "--startup-timeout",
-    "expected_renditions": "--expected-renditions",
-    "name": "--name",
-}
+_EXIT_ON_SIGNAL = {signal.SIGINT: EXIT_INTERRUPTED, signal.SIGTERM: EXIT_TERMINATED}
 
 
-def _stream_from_args(args: argparse.Namespace) -> StreamConfig:
-    for option in ("duration", "startup_timeout"):
-        try:
-            parse_duration(getattr(args, option))
-        except ValueError as exc:
-            raise ConfigError(f"{_OPTION_NAMES[option]}: {exc}") from None
+def _settings(
+    stream: StreamConfig, mode: ApiMode | None, http: aiohttp.ClientSession
+) -> SessionSettings:
+    if mode is None:
+        assert stream.ingest_url is not None and stream.playback_url is not None
+        return session_settings(stream, stream.ingest_url, stream.playback_url)
+    # As the monitor does, minus its clean-up of leftover test streams: a probe run beside a
+    # monitor of the same stream name would delete the monitor's running test stream.
+    # The URLs are placeholders: the provisioner creates the real ones for the session.
+    return session_settings(
+        stream,
+        "rtmp://api.invalid/live/pending",
+        "http://api.invalid/pending.m3u8",
+        provisioner=provisioner(stream, mode, http),
+    )
+
+
+async def _run_until_signal(session: Session) -> signal.Signals | None:
+    """Runs the session; the first SIGINT or SIGTERM aborts it and is returned. Later ones
+    are ignored, so that the session's clean-up (deleting an API test stream) completes."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.ensure_future(session.run())
+    received: list[signal.Signals] = []
+
+    def abort(signum: signal.Signals) -> None:
+        if not received:
+            received.append(signum)
+            task.cancel()
+
+    for signum in _EXIT_ON_SIGNAL:
+        loop.add_signal_handler(signum, abort, signum)
     try:
-        return StreamConfig.model_validate(
-            {
-                "name": args.name,
-                "ingest_url": args.ingest_url,
-                "playback_url": args.playback_url,
-                "duration": args.duration,
-                "startup_timeout": args.startup_timeout,
-                "ingest_region": args.region,
-                "playback_region": args.region,
-                "expected_renditions": args.expected_renditions,
-                "tls_ca_file": args.tls_ca_file,
-            }
-        )
-    except ValidationError as exc:
-        messages = []
-        for error in exc.errors():
-            field = str(error["loc"][0]) if error["loc"] else ""
-            message = str(error["msg"]).removeprefix("Value error, ")
-            if not field:  # model-level: "injest_url: required ..."
-                field, _, message = message.partition(": ")
-                field = "ingest_url" if field == "injest_url" else field
-            messages.append(f"{_OPTION_NAMES.get(field, field)}: {message}")
-        raise ConfigError("; ".join(messages)) from None
+        await task
+    except asyncio.CancelledError:
+        if not received:
+            raise
+    finally:
+        for signum in _EXIT_ON_SIGNAL:
+            loop.remove_signal_handler(signum)
+    return received[0] if received else None
 
 
-async def _probe(stream: StreamConfig, live_console: Console | None) -> dict[str, Any]:
-    """One session; with a console, a live view on it while the session runs."""
-    assert stream.ingest_url is not None and stream.playback_url is not None
+async def _probe(
+    stream: StreamConfig, mode: ApiMode | None, report: SessionReport, live: Console | None
+) -> signal.Signals | None:
+    """One session into `report`; with a console, a live view on it while it runs."""
     flv = await asyncio.to_thread(flv_clip, clip_spec(stream.clip))
-    report = SessionReport()
     sink = FanOut([report])
-    view = LiveView(stream.duration, live_console) if live_console is not None else None
+    view = LiveView(stream.duration, live) if live is not None else None
     if view is not None:
         sink.add(view)
     async with aiohttp.ClientSession() as http:
-        session = Session(
-            session_settings(stream, stream.ingest_url, stream.playback_url),
-            flv,
-            clip_spec(stream.clip),
-            sink,
-            http,
-        )
+        session = Session(_settings(stream, mode, http), flv, clip_spec(stream.clip), sink, http)
         if view is None:
-            await session.run()
-        else:
-            with view:
-                await session.run()
-    return report.document()
+            return await _run_until_signal(session)
+        with view:
+            return await _run_until_signal(session)
 
 
 def probe_command(args: argparse.Namespace) -> int:
-    stream = _stream_from_args(args)
+    env = environment()
+    stream = probe_stream(args, env)
+    mode = api_mode(stream, env)  # checks the API key before anything runs
     interactive = not args.json and sys.stderr.isatty()
     console = Console(stderr=True)
     if interactive:
@@ -100,9 +104,19 @@ def probe_command(args: argparse.Namespace) -> int:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.WARNING, handlers=[handler])
-    document = asyncio.run(_probe(stream, console if interactive else None))
+    report = SessionReport()
+    stopped_by = asyncio.run(_probe(stream, mode, report, console if interactive else None))
+    document = report.document()
     if args.json:
         print_json(document)
     else:
         render_report(document, sys.stdout)
+    if stopped_by is not None:
+        return _EXIT_ON_SIGNAL[stopped_by]
     return EXIT_OK if document["outcome"] == "success" else EXIT_FAILURE
+
+
+def print_json(document: object) -> None:
+    json.dump(document, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    sys.stdout.flush()

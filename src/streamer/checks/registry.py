@@ -26,7 +26,10 @@ def build_checks(
     checks = []
     for name, cls in sorted(REGISTRY.items()):
         own = dict(settings.get(name, {}))
-        if not own.pop("enabled", True):
+        enabled = own.pop("enabled", True)
+        if not isinstance(enabled, bool):  # "enabled: nope" must not mean enabled
+            raise ValueError(f"check {name}: enabled must be true or false")
+        if not enabled:
             continue
         checks.append(cls(context, own))
     return checks

@@ -21,12 +21,11 @@ from pathlib import Path
 import av.logging
 from aiohttp import web
 
+from streamer.exit_codes import EXIT_FAILURE, EXIT_OK
 from streamer.origin.http import hls_app
 from streamer.origin.relay import PublishRelay
 
 log = logging.getLogger("streamer.origin")
-
-EXIT_OK, EXIT_FAILURE = 0, 1
 
 
 @dataclass(frozen=True)
