@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import stat
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,9 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
 ENV_EXAMPLE = ROOT / ".env.example"
+GRAFANA_ENTRYPOINT = ROOT / "deploy" / "grafana" / "entrypoint.sh"
+# Variables for compose itself, not for the monitor.
+COMPOSE_VARIABLES = {"GRAFANA_ADMIN_PASSWORD", "BIND_ADDR"}
 
 # Every variable the monitor reads (README's deployment section documents them too).
 MONITOR_VARIABLES = (
@@ -45,6 +50,8 @@ MONITOR_VARIABLES = (
     "PAGERDUTY_ROUTING_KEY",
     "DASHBOARD_URL",
     "ALERT_AFTER_FAILURES",
+    "ALERT_STATE_FILE",
+    "STATUS_MAX_SSE_CLIENTS",
 )
 
 
@@ -72,6 +79,19 @@ def resolved(project_dir: Path) -> dict[str, Any]:
     assert result.returncode == 0, result.stderr
     config: dict[str, Any] = yaml.safe_load(result.stdout)
     return config
+
+
+def published_ports(service: dict[str, Any]) -> set[tuple[str, int, int]]:
+    """(host address, published, target) of a service: v1 prints `ip:published:target/tcp`
+    when an address is given, v2 a mapping."""
+    ports: set[tuple[str, int, int]] = set()
+    for spec in service.get("ports", []):
+        if isinstance(spec, dict):
+            ports.add((spec.get("host_ip", ""), int(spec["published"]), int(spec["target"])))
+        else:
+            host, published, target = spec.split("/")[0].rsplit(":", 2)
+            ports.add((host, int(published), int(target)))
+    return ports
 
 
 def volume(spec: str | dict[str, Any]) -> dict[str, Any]:
@@ -132,7 +152,11 @@ def test_env_example_copied_as_is_is_a_valid_env_file(project: Path) -> None:
     env = config["services"]["monitor"]["environment"]
     assert env["INJEST_URL"] == ""
     assert env["LOG_FORMAT"] == "text"
-    assert config["services"]["grafana"]["environment"]["GF_SECURITY_ADMIN_PASSWORD"] == "admin"
+    # No admin/admin: empty means "generated on first start" (see the entrypoint tests).
+    assert config["services"]["grafana"]["environment"]["GF_SECURITY_ADMIN_PASSWORD"] == ""
+    assert all(
+        host == "127.0.0.1" for s in config["services"].values() for host, *_ in published_ports(s)
+    )
 
 
 def test_services_ports_and_mounts() -> None:
@@ -140,12 +164,10 @@ def test_services_ports_and_mounts() -> None:
     services = config["services"]
     assert set(services) == {"monitor", "prometheus", "grafana"}
 
-    def published(service: str) -> set[tuple[int, int]]:
-        return {(int(p["published"]), int(p["target"])) for p in services[service]["ports"]}
-
-    assert published("monitor") == {(9091, 9090)}
-    assert published("prometheus") == {(9090, 9090)}
-    assert published("grafana") == {(3000, 3000)}
+    # Only on this machine by default: Prometheus and the status page have no login.
+    assert published_ports(services["monitor"]) == {("127.0.0.1", 9091, 9090)}
+    assert published_ports(services["prometheus"]) == {("127.0.0.1", 9090, 9090)}
+    assert published_ports(services["grafana"]) == {("127.0.0.1", 3000, 3000)}
     assert Path(services["monitor"]["build"]["context"]) == ROOT
     assert services["prometheus"]["image"].startswith("prom/prometheus")
     assert services["grafana"]["image"].startswith("grafana/grafana")
@@ -201,4 +223,87 @@ def test_every_monitor_variable_is_passed_and_documented() -> None:
     for name in MONITOR_VARIABLES:
         assert name in passed, f"docker-compose.yml does not pass {name}"
         assert name in documented, f".env.example does not document {name}"
-    assert documented <= passed | {"GRAFANA_ADMIN_PASSWORD"}
+    assert documented >= COMPOSE_VARIABLES
+    assert documented <= passed | COMPOSE_VARIABLES
+
+
+# --- safe defaults ------------------------------------------------------------------------------
+
+
+def test_bind_address_comes_from_env(project: Path) -> None:
+    (project / ".env").write_text("BIND_ADDR=0.0.0.0\n")
+    services = resolved(project)["services"]
+    for name, published in (("monitor", 9091), ("prometheus", 9090), ("grafana", 3000)):
+        [(host, port, _)] = published_ports(services[name])
+        assert (host, port) == ("0.0.0.0", published)
+
+
+def test_prometheus_has_no_lifecycle_api() -> None:
+    # --web.enable-lifecycle serves an unauthenticated POST /-/quit and /-/reload.
+    prometheus = resolved(ROOT)["services"]["prometheus"]
+    assert not [arg for arg in prometheus["command"] if "lifecycle" in arg]
+    assert "--config.file=/etc/prometheus/prometheus.yml" in prometheus["command"]
+
+
+def test_grafana_admin_password_comes_from_env(project: Path) -> None:
+    grafana = resolved(project)["services"]["grafana"]
+    assert grafana["environment"]["GF_SECURITY_ADMIN_PASSWORD"] == ""
+    (project / ".env").write_text("GRAFANA_ADMIN_PASSWORD=s3cret-Grafana-pw\n")
+    grafana = resolved(project)["services"]["grafana"]
+    assert grafana["environment"]["GF_SECURITY_ADMIN_PASSWORD"] == "s3cret-Grafana-pw"
+    # The image's own entrypoint runs behind the script that settles the password.
+    script, wrapped = grafana["entrypoint"][-2:]
+    assert wrapped == "/run.sh"
+    mounts = {v["target"]: v for v in map(volume, grafana["volumes"])}
+    assert Path(mounts[script]["source"]).name == GRAFANA_ENTRYPOINT.name
+
+
+def run_grafana_entrypoint(data: Path, password: str | None) -> subprocess.CompletedProcess[str]:
+    """The compose entrypoint script, run by a real POSIX shell, in front of `env`."""
+    env = {"PATH": "/usr/bin:/bin", "GF_PATHS_DATA": str(data)}
+    if password is not None:
+        env["GF_SECURITY_ADMIN_PASSWORD"] = password
+    return subprocess.run(
+        ["sh", str(GRAFANA_ENTRYPOINT), "env"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+def grafana_password(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 0, result.stderr
+    [line] = [x for x in result.stdout.splitlines() if x.startswith("GF_SECURITY_ADMIN_PASSWORD=")]
+    return line.split("=", 1)[1]
+
+
+def test_grafana_entrypoint_generates_a_password_once_and_never_logs_it(tmp_path: Path) -> None:
+    first = run_grafana_entrypoint(tmp_path, "")
+    password = grafana_password(first)
+    assert re.fullmatch(r"[A-Za-z0-9]{24}", password)
+    stored = tmp_path / "admin-password"
+    assert stored.read_text() == password
+    assert stat.S_IMODE(os.stat(stored).st_mode) == 0o600
+    assert "GRAFANA_ADMIN_PASSWORD is not set" in first.stderr  # loud ...
+    assert f"cat {stored}" in first.stderr  # ... says where to read it ...
+    assert password not in first.stderr  # ... and does not show it
+    # A restart keeps it (Grafana applies it only when it creates its database).
+    assert grafana_password(run_grafana_entrypoint(tmp_path, None)) == password
+    other = tmp_path / "other"
+    other.mkdir()
+    assert grafana_password(run_grafana_entrypoint(other, "")) != password
+
+
+def test_grafana_entrypoint_takes_the_configured_password_and_refuses_admin(
+    tmp_path: Path,
+) -> None:
+    given = run_grafana_entrypoint(tmp_path, "s3cret-Grafana-pw")
+    assert grafana_password(given) == "s3cret-Grafana-pw"
+    assert given.stderr == ""
+    assert not (tmp_path / "admin-password").exists()
+    refused = run_grafana_entrypoint(tmp_path, "admin")
+    assert refused.returncode == 1
+    assert "GRAFANA_ADMIN_PASSWORD=admin is refused" in refused.stderr
+    assert "GF_SECURITY_ADMIN_PASSWORD" not in refused.stdout  # Grafana never started

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import ipaddress
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest
 import yaml
 
 from streamer.config import MonitorConfig, load_file
+from streamer.sinks.alerts import AlertSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "deploy" / "helm" / "streamer"
@@ -297,11 +299,14 @@ def test_pod_hardening(rendered: tuple[list[Obj], dict[str, str]]) -> None:
         assert sc["allowPrivilegeEscalation"] is False
         assert sc["capabilities"]["drop"] == ["ALL"]
         assert sc["runAsNonRoot"] is True
-        # The only writable places: the clip cache and /tmp, both emptyDirs.
+        # The only writable places: the clip cache, /tmp and the alert state, all emptyDirs.
         volumes = {v["name"]: v for v in pod["volumes"]}
         mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
         assert "emptyDir" in volumes[mounts["/cache"]]
         assert "emptyDir" in volumes[mounts["/tmp"]]
+        assert "emptyDir" in volumes[mounts["/var/lib/streamer"]]
+        assert set(mounts) == {"/etc/streamer", "/cache", "/tmp", "/var/lib/streamer"}
+        assert all(m.get("readOnly") for m in c["volumeMounts"] if m["name"] == "config")
         assert env_of(d)["STREAMER_CACHE_DIR"]["value"] == "/cache"
         assert env_of(d)["METRICS_ADDR"]["value"] == "0.0.0.0:9090"
         assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
@@ -693,3 +698,195 @@ def test_the_monitor_loads_a_livepeer_mode_stream(tmp_path: Path) -> None:
     assert stream.livepeer.playback_policy == "jwt"
     assert stream.ingest_url is None
     assert pod_environment(objects, deployment)["LIVEPEER_API_KEY"] == "lp-key-123456789"
+
+
+# --- alert state ---------------------------------------------------------------------------
+
+
+def test_alert_state_is_on_an_emptydir_by_default(
+    rendered: tuple[list[Obj], dict[str, str]],
+) -> None:
+    objects, _ = rendered
+    assert of_kind(objects, "PersistentVolumeClaim") == []
+    for d in of_kind(objects, "Deployment"):
+        volumes = {v["name"]: v for v in d["spec"]["template"]["spec"]["volumes"]}
+        mounts = {m["name"]: m["mountPath"] for m in container(d)["volumeMounts"]}
+        assert volumes["alert-state"]["emptyDir"] == {"sizeLimit": "16Mi"}
+        # The monitor's own settings reader puts the file on that volume.
+        settings = AlertSettings.from_env(pod_environment(objects, d))
+        assert settings.state_file is not None
+        assert str(settings.state_file.parent) == mounts["alert-state"]
+
+
+def test_alert_state_on_a_persistent_volume_claim_per_stream() -> None:
+    values = ci_values()
+    values["streams"].append({**VALID, "name": "a-very-long-stream-name-" + "x" * 60})
+    values["alertState"] = {
+        "persistence": {"enabled": True, "size": "1Gi", "storageClass": "fast-ssd"}
+    }
+    objects, _ = render(values)
+    claims = {c["metadata"]["name"]: c for c in of_kind(objects, "PersistentVolumeClaim")}
+    deployments = of_kind(objects, "Deployment")
+    assert len(claims) == len(deployments) == 3
+    for d in deployments:
+        volumes = {v["name"]: v for v in d["spec"]["template"]["spec"]["volumes"]}
+        claim = claims[volumes["alert-state"]["persistentVolumeClaim"]["claimName"]]
+        assert claim["spec"]["resources"]["requests"]["storage"] == "1Gi"
+        assert claim["spec"]["storageClassName"] == "fast-ssd"
+        assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+        # One claim per stream, labelled like its Deployment.
+        test_labels = {k: v for k, v in d["metadata"]["labels"].items() if k in TEST_LABELS}
+        assert test_labels.items() <= claim["metadata"]["labels"].items()
+        # Recreate: the old pod lets go of the ReadWriteOnce volume before the new one starts.
+        assert d["spec"]["strategy"]["type"] == "Recreate"
+    for obj in objects:
+        if obj["kind"] != "ServiceMonitor":
+            kubernetes_validate.validate(obj, KUBE_VERSION, strict=True)
+            assert len(obj["metadata"]["name"]) <= 63
+            assert DNS_LABEL.match(obj["metadata"]["name"]), obj["metadata"]["name"]
+    report = helm.lint(CHART, values, strict=True, namespace=NAMESPACE, kube_version="v1.33.0")
+    assert report["errors"] == []
+
+
+@pytest.mark.parametrize(("storage_class", "expected"), [("", None), ("-", "")])
+def test_alert_state_claim_storage_class(storage_class: str, expected: str | None) -> None:
+    values = ci_values()
+    values["alertState"] = {"persistence": {"enabled": True, "storageClass": storage_class}}
+    objects, _ = render(values)
+    for claim in of_kind(objects, "PersistentVolumeClaim"):
+        # "" leaves the cluster's default class; "-" asks for no class (static volumes).
+        assert claim["spec"].get("storageClassName") == expected
+        assert claim["spec"]["resources"]["requests"]["storage"] == "64Mi"
+
+
+# --- egress NetworkPolicy ----------------------------------------------------------------------
+
+
+def egress_allows(policy: Obj, address: str, port: int, protocol: str = "TCP") -> bool:
+    """Whether an ipBlock/port egress rule of `policy` lets a pod connect to address:port."""
+    ip = ipaddress.ip_address(address)
+    for rule in policy["spec"].get("egress") or []:
+        ports = rule.get("ports")
+        if ports and not any(
+            p["port"] == port and p.get("protocol", "TCP") == protocol for p in ports
+        ):
+            continue
+        for peer in rule.get("to") or []:
+            block = peer.get("ipBlock")
+            if block is None:
+                continue
+            network = ipaddress.ip_network(block["cidr"])
+            if ip.version != network.version or ip not in network:
+                continue
+            if not any(ip in ipaddress.ip_network(e) for e in block.get("except", [])):
+                return True
+    return False
+
+
+def network_policy(values: dict[str, Any]) -> Obj:
+    objects, _ = render(values)
+    [policy] = of_kind(objects, "NetworkPolicy")
+    kubernetes_validate.validate(policy, KUBE_VERSION, strict=True)
+    return policy
+
+
+def test_network_policy_is_off_by_default(rendered: tuple[list[Obj], dict[str, str]]) -> None:
+    objects, _ = rendered
+    assert of_kind(objects, "NetworkPolicy") == []
+
+
+def test_egress_network_policy_allows_the_internet_and_dns_only() -> None:
+    values = ci_values()
+    values["networkPolicy"] = {"enabled": True}
+    objects, _ = render(values)
+    [policy] = of_kind(objects, "NetworkPolicy")
+    assert policy["spec"]["policyTypes"] == ["Egress"]  # scraping (ingress) is left alone
+    selector = policy["spec"]["podSelector"]["matchLabels"]
+    for d in of_kind(objects, "Deployment"):
+        assert selector.items() <= d["spec"]["template"]["metadata"]["labels"].items()
+    # Platforms on the internet: RTMP, RTMPS/HTTPS, HTTP.
+    for address, port in (("203.0.113.7", 1935), ("198.51.100.1", 443), ("2001:db8::1", 80)):
+        assert egress_allows(policy, address, port), (address, port)
+    # Never the cloud metadata service, the cluster's private ranges, or other ports.
+    for address, port in (
+        ("169.254.169.254", 80),
+        ("10.96.0.1", 443),
+        ("172.20.1.1", 443),
+        ("192.168.1.10", 1935),
+        ("100.64.0.1", 443),
+        ("fd00::1", 443),
+        ("fe80::1", 80),
+        ("203.0.113.7", 22),
+    ):
+        assert not egress_allows(policy, address, port), (address, port)
+    # DNS to the cluster's resolver, over UDP and TCP.
+    [dns] = [r for r in policy["spec"]["egress"] if "namespaceSelector" in r["to"][0]]
+    assert dns["to"] == [
+        {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+            "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+        }
+    ]
+    assert dns["ports"] == [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]
+    for obj in objects:
+        if obj["kind"] != "ServiceMonitor":
+            kubernetes_validate.validate(obj, KUBE_VERSION, strict=True)
+    report = helm.lint(CHART, values, strict=True, namespace=NAMESPACE, kube_version="v1.33.0")
+    assert report["errors"] == []
+    assert [m for m in report["messages"] if m["severity"] >= 2] == []
+
+
+def test_egress_network_policy_takes_custom_destinations() -> None:
+    values = ci_values()
+    origin_rule = {
+        "to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "origin"}}}],
+        "ports": [{"port": 8080, "protocol": "TCP"}],
+    }
+    values["networkPolicy"] = {
+        "enabled": True,
+        "egress": [{"cidr": "203.0.113.0/24", "except": ["203.0.113.128/25"]}],
+        "ports": [],
+        "dns": {"enabled": False},
+        "extraEgress": [origin_rule],
+    }
+    policy = network_policy(values)
+    assert policy["spec"]["egress"] == [
+        {"to": [{"ipBlock": {"cidr": "203.0.113.0/24", "except": ["203.0.113.128/25"]}}]},
+        origin_rule,
+    ]
+    assert egress_allows(policy, "203.0.113.7", 1936)  # no port list: every port
+    assert not egress_allows(policy, "203.0.113.200", 443)
+    assert not egress_allows(policy, "198.51.100.1", 443)
+
+    values["networkPolicy"] = {"enabled": True, "egress": [], "dns": {"enabled": False}}
+    assert network_policy(values)["spec"]["egress"] == []  # nothing at all
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"networkPolicy": {"enabled": "yes"}}, "enabled"),
+        ({"networkPolicy": {"egress": [{"cidr": "the internet"}]}}, "cidr"),
+        ({"networkPolicy": {"egress": [{"cidr": "0.0.0.0/0", "exept": []}]}}, "exept"),
+        ({"networkPolicy": {"ports": [{"port": 70000}]}}, "port"),
+        ({"networkPolicy": {"ports": [{"port": 443, "protocol": "tcp"}]}}, "protocol"),
+        ({"alertState": {"persistence": {"enabled": True, "size": "lots"}}}, "size"),
+        ({"alertState": {"persistence": {"accessModes": ["ReadWriteSometimes"]}}}, "accessModes"),
+        ({"alertState": {"persistance": {"enabled": True}}}, "persistance"),
+    ],
+    ids=[
+        "np-enabled-not-bool",
+        "np-bad-cidr",
+        "np-typo",
+        "np-port-range",
+        "np-protocol-case",
+        "pvc-bad-size",
+        "pvc-bad-access-mode",
+        "alert-state-typo",
+    ],
+)
+def test_schema_rejects_bad_alert_state_and_network_policy(
+    values: dict[str, Any], message: str
+) -> None:
+    with helm.Chart.load(CHART) as chart, pytest.raises(helm.HelmValuesError, match=message):
+        chart.validate_schema({**ci_values(), **values})

@@ -42,6 +42,8 @@ streams:
             "PAGERDUTY_ROUTING_KEY": PD_KEY,
             "PAGERDUTY_EVENTS_URL": hooks.url("/pd"),
             "DASHBOARD_URL": "http://grafana.local/d/streamer?var-stream={stream}",
+            # Not the shared cache folder's: a run killed while firing must not leak into the next.
+            "ALERT_STATE_FILE": str(tmp_path / "alert-state.json"),
         }
         process = await asyncio.create_subprocess_exec(
             sys.executable,

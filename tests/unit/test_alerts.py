@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import logging
+import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -19,8 +22,10 @@ from streamer.events import (
     SessionStarted,
     StreamLabels,
 )
-from streamer.sinks.alerts import Alert, AlertManager, AlertSettings, FailedCheck
-from streamer.sinks.notifiers import NotifyError
+from streamer.sinks.alert_state import MAX_AGE_SECONDS
+from streamer.sinks.alerts import Alert, AlertManager, AlertSettings, FailedCheck, Notifier
+from streamer.sinks.notifiers import NotifyError, PagerDutyNotifier, WebhookNotifier
+from tests.support.fake_webhooks import FakeWebhooks
 
 EU = StreamLabels("eu-main", "eu-west", "us-east")
 US = StreamLabels("us-main", "us-east", "us-east")
@@ -320,12 +325,21 @@ async def test_failing_notifier_is_counted_logged_and_does_not_stop_others(
 
 
 async def test_handle_never_raises_and_ignores_unrelated_events(
-    registry: CollectorRegistry,
+    registry: CollectorRegistry, caplog: pytest.LogCaptureFixture
 ) -> None:
-    manager = AlertManager([RecordingNotifier()], registry)
+    notifier = RecordingNotifier()
+    manager = AlertManager([notifier], registry)
+    sessions = Sessions(manager)
+    sessions.run("failure", checks=STARTUP_FAIL)
     manager.handle("not an event")  # type: ignore[arg-type]
-    Sessions(manager).run("failure", checks=STARTUP_FAIL)
+    assert "alerting failed on a str event" in caplog.text
+    assert not manager.is_firing("eu-main")  # the stray event neither fired nor reset
+    sessions.run("failure", checks=STARTUP_FAIL)
+    assert manager.is_firing("eu-main")
     await deliver(manager)
+    assert [(a.state, a.stream, a.consecutive_failures) for a in notifier.alerts] == [
+        ("firing", "eu-main", 2)
+    ]
 
 
 async def test_full_queue_drops_and_counts(registry: CollectorRegistry) -> None:
@@ -358,13 +372,24 @@ async def test_aclose_gives_up_on_a_stuck_notifier(
     assert "undelivered" in caplog.text
 
 
-def test_settings_from_env() -> None:
+def test_settings_from_env(tmp_path: Path) -> None:
     settings = AlertSettings.from_env(
-        {"ALERT_AFTER_FAILURES": "3", "DASHBOARD_URL": "https://g.example/d/x?s={stream}"}
+        {
+            "ALERT_AFTER_FAILURES": "3",
+            "DASHBOARD_URL": "https://g.example/d/x?s={stream}",
+            "ALERT_STATE_FILE": str(tmp_path / "state" / "alerts.json"),
+        }
     )
     assert settings.alert_after_failures == 3
     assert settings.dashboard_for("eu main/1") == "https://g.example/d/x?s=eu%20main%2F1"
-    assert AlertSettings.from_env({}) == AlertSettings(2, None)
+    assert settings.state_file == tmp_path / "state" / "alerts.json"
+    # By default the state lives next to the clip cache (a volume in docker-compose).
+    cache = {"STREAMER_CACHE_DIR": str(tmp_path / "cache"), "ALERT_STATE_FILE": ""}
+    assert AlertSettings.from_env(cache) == AlertSettings(
+        2, None, tmp_path / "cache" / "alert-state.json"
+    )
+    xdg = AlertSettings.from_env({"XDG_CACHE_HOME": str(tmp_path / "xdg")})
+    assert xdg.state_file == tmp_path / "xdg" / "streamer" / "alert-state.json"
     for bad in (
         {"ALERT_AFTER_FAILURES": "0"},
         {"ALERT_AFTER_FAILURES": "two"},
@@ -383,3 +408,229 @@ def test_logging_is_quiet_per_failed_session(
     for _ in range(5):
         sessions.run("failure", checks=STARTUP_FAIL)
     assert caplog.text.count("alert firing for stream eu-main") == 1
+
+
+# --- alert state across restarts ------------------------------------------------------------
+
+
+def persistent(path: Path, after: int = 2) -> AlertSettings:
+    return AlertSettings(alert_after_failures=after, state_file=path)
+
+
+def stored(path: Path) -> dict[str, object]:
+    document = json.loads(path.read_text())
+    assert document["version"] == 1
+    streams: dict[str, object] = document["streams"]
+    return streams
+
+
+async def test_a_restart_while_firing_resolves_on_the_next_success_and_never_refires(
+    tmp_path: Path,
+) -> None:
+    state = tmp_path / "alert-state.json"
+    before = RecordingNotifier()
+    manager = AlertManager([before], CollectorRegistry(), persistent(state))
+    sessions = Sessions(manager)
+    sessions.run("failure", checks=STARTUP_FAIL)
+    sessions.run("failure", checks=(("stale_playlist", "720p", "no new segment for 6 s"),))
+    await deliver(manager)
+    [firing] = before.alerts
+    assert firing.state == "firing"
+
+    # The monitor restarts (a new process: nothing in memory but the file).
+    after = RecordingNotifier()
+    restarted = AlertManager([after], CollectorRegistry(), persistent(state))
+    assert restarted.is_firing("eu-main")
+    sessions.manager = restarted
+    sessions.run("failure", checks=STARTUP_FAIL)  # still down: already fired, says nothing
+    sessions.run("success", startup=1.5)
+    sessions.run("failure", checks=STARTUP_FAIL)  # a new streak starts from zero
+    await deliver(restarted)
+
+    [resolved] = after.alerts
+    assert resolved.state == "resolved"
+    assert resolved.failed_checks == firing.failed_checks  # what had fired, before the restart
+    assert resolved.since == firing.since
+    assert resolved.consecutive_failures == 3
+    assert resolved.last_startup_latency_seconds == 1.5
+    assert not restarted.is_firing("eu-main")
+    assert stored(state)["eu-main"] == {
+        "ingest_region": "eu-west",
+        "playback_region": "us-east",
+        "consecutive_failures": 1,
+        "since": sessions.now - 90 + 20,
+        "firing_at": None,
+        "firing_checks": [],
+        "updated_at": sessions.now - 90 + 60,
+    }
+
+
+async def test_the_failure_streak_survives_a_restart(tmp_path: Path) -> None:
+    state = tmp_path / "alert-state.json"
+    manager = AlertManager([RecordingNotifier()], CollectorRegistry(), persistent(state))
+    sessions = Sessions(manager)
+    sessions.run("failure", checks=STARTUP_FAIL)
+    await deliver(manager)
+
+    notifier = RecordingNotifier()
+    restarted = AlertManager([notifier], CollectorRegistry(), persistent(state))
+    sessions.manager = restarted
+    sessions.run("failure", checks=STARTUP_FAIL)  # the second in a row, across the restart
+    await deliver(restarted)
+    [alert] = notifier.alerts
+    assert (alert.state, alert.consecutive_failures, alert.since) == ("firing", 2, T0 + 20)
+
+
+async def test_only_streams_with_something_to_remember_are_stored(tmp_path: Path) -> None:
+    state = tmp_path / "alert-state.json"
+    manager = AlertManager([], CollectorRegistry(), persistent(state))
+    sessions = Sessions(manager)
+    sessions.run("success")
+    assert not state.exists()  # healthy streams cost no write at all
+    sessions.run("failure", EU, STARTUP_FAIL)
+    sessions.run("failure", US, STARTUP_FAIL)
+    assert set(stored(state)) == {"eu-main", "us-main"}
+    sessions.run("success", US)
+    assert set(stored(state)) == {"eu-main"}
+    # Written aside and renamed: no temp file is left behind.
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "alert-state.json",
+        "alert-state.json.lock",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b'{"version": 1, "streams": {"eu-main": {"consecut', "not valid JSON"),
+        (b"\x00\xff\xfe garbage", "not valid JSON"),
+        (b'{"version": 2, "streams": {}}', "version"),
+        (b'{"version": 1, "streams": {"eu-main": {"consecutive_failures": -3}}}', "eu-main"),
+        (b"[]", "not a streamer alert state file"),
+        (b"", "not valid JSON"),
+    ],
+    ids=["truncated", "binary", "future-version", "bad-entry", "not-an-object", "empty"],
+)
+async def test_a_corrupt_state_file_is_logged_and_ignored(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, content: bytes, reason: str
+) -> None:
+    state = tmp_path / "alert-state.json"
+    state.write_bytes(content)
+    notifier = RecordingNotifier()
+    manager = AlertManager([notifier], CollectorRegistry(), persistent(state))
+    assert "alert state file" in caplog.text and "ignored" in caplog.text
+    assert reason in caplog.text
+    sessions = Sessions(manager)
+    sessions.run("failure", checks=STARTUP_FAIL)
+    sessions.run("failure", checks=STARTUP_FAIL)
+    await deliver(manager)
+    assert [a.state for a in notifier.alerts] == ["firing"]  # a clean start, then as usual
+    assert stored(state)["eu-main"]["firing_at"] is not None  # type: ignore[index]
+
+
+async def test_an_unusable_state_path_is_logged_once_and_alerting_goes_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "not-a-folder").write_text("a file where a folder should be")
+    state = tmp_path / "not-a-folder" / "alert-state.json"
+    notifier = RecordingNotifier()
+    manager = AlertManager([notifier], CollectorRegistry(), persistent(state))
+    sessions = Sessions(manager)
+    for _ in range(4):
+        sessions.run("failure", checks=STARTUP_FAIL)
+    sessions.run("success")
+    await deliver(manager)
+    assert [a.state for a in notifier.alerts] == ["firing", "resolved"]
+    assert caplog.text.count("cannot save the alert state") == 1
+
+    # A directory where the file should be: unreadable, unwritable, still no crash.
+    (tmp_path / "dir.json").mkdir()
+    other = RecordingNotifier()
+    manager = AlertManager([other], CollectorRegistry(), persistent(tmp_path / "dir.json"))
+    sessions.manager = manager
+    sessions.run("failure", checks=STARTUP_FAIL)
+    sessions.run("failure", checks=STARTUP_FAIL)
+    await deliver(manager)
+    assert [a.state for a in other.alerts] == ["firing"]
+    assert "dir.json ignored" in caplog.text
+
+
+async def test_a_failed_write_keeps_the_previous_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="streamer.sinks.alert_state")
+    state = tmp_path / "alert-state.json"
+    manager = AlertManager([], CollectorRegistry(), persistent(state))
+    sessions = Sessions(manager)
+    sessions.run("failure", checks=STARTUP_FAIL)
+    previous = state.read_bytes()
+
+    def disk_full(src: str, dst: str) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", disk_full)
+    sessions.run("failure", checks=STARTUP_FAIL)  # fires; the save fails
+    monkeypatch.undo()
+    assert manager.is_firing("eu-main")
+    assert "No space left on device" in caplog.text
+    assert state.read_bytes() == previous  # never half a file
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    sessions.run("failure", checks=STARTUP_FAIL)  # the next save works again
+    assert "alert state saved" in caplog.text
+    assert stored(state)["eu-main"]["consecutive_failures"] == 3  # type: ignore[index]
+
+
+async def test_monitors_sharing_a_state_file_keep_each_others_streams(tmp_path: Path) -> None:
+    state = tmp_path / "alert-state.json"
+    eu_monitor = AlertManager([], CollectorRegistry(), persistent(state, after=1))
+    us_monitor = AlertManager([], CollectorRegistry(), persistent(state, after=1))
+    Sessions(eu_monitor).run("failure", EU, STARTUP_FAIL)
+    Sessions(us_monitor).run("failure", US, STARTUP_FAIL)  # us_monitor never loaded eu-main
+    assert set(stored(state)) == {"eu-main", "us-main"}
+    restarted = AlertManager([], CollectorRegistry(), persistent(state))
+    assert restarted.is_firing("eu-main") and restarted.is_firing("us-main")
+
+
+async def test_entries_of_streams_gone_for_long_are_dropped(tmp_path: Path) -> None:
+    state = tmp_path / "alert-state.json"
+    manager = AlertManager([], CollectorRegistry(), persistent(state))
+    sessions = Sessions(manager)
+    sessions.run("failure", EU, STARTUP_FAIL)  # eu-main is then removed from the config
+    sessions.now += MAX_AGE_SECONDS
+    sessions.run("failure", US, STARTUP_FAIL)
+    assert set(stored(state)) == {"us-main"}
+
+
+async def test_fire_restart_recover_sends_one_trigger_and_one_resolve(tmp_path: Path) -> None:
+    """Two monitor lifetimes against real HTTP receivers: PagerDuty and a signed webhook."""
+    state = tmp_path / "alert-state.json"
+    async with FakeWebhooks() as hooks:
+
+        def manager() -> AlertManager:
+            notifiers: list[Notifier] = [
+                PagerDutyNotifier("pd-routing-key-0123456789", hooks.url("/pd"), min_interval=0),
+                WebhookNotifier(hooks.url("/hook"), "hmac-secret", min_interval=0),
+            ]
+            return AlertManager(notifiers, CollectorRegistry(), persistent(state))
+
+        first = manager()
+        worker = asyncio.create_task(first.run())
+        sessions = Sessions(first)
+        for _ in range(2):
+            sessions.run("failure", checks=STARTUP_FAIL)
+        await first.aclose()  # SIGTERM while the alert fires
+        assert worker.done()
+
+        second = manager()
+        worker = asyncio.create_task(second.run())
+        sessions.manager = second
+        sessions.run("failure", checks=STARTUP_FAIL)
+        sessions.run("success")
+        await second.aclose()
+
+    pagerduty = [(r.json["event_action"], r.json["dedup_key"]) for r in hooks.received["/pd"]]
+    assert pagerduty == [
+        ("trigger", "streamer/eu-main/startup_timeout"),
+        ("resolve", "streamer/eu-main/startup_timeout"),
+    ]
+    assert [r.json["state"] for r in hooks.received["/hook"]] == ["firing", "resolved"]

@@ -8,14 +8,21 @@ import re
 import time
 from collections.abc import AsyncIterator
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp import web
 
+from streamer.config import ConfigError
 from streamer.events import StreamLabels
-from streamer.web.status import StatusStore, add_status_routes
+from streamer.web.status import (
+    DEFAULT_MAX_SSE_CLIENTS,
+    StatusSettings,
+    StatusStore,
+    add_status_routes,
+)
 from tests.support.browser import serve_app
 from tests.support.status_events import (
     ALPHA,
@@ -235,6 +242,58 @@ async def test_shutdown_ends_open_event_streams_promptly(store: StatusStore) -> 
         assert time.monotonic() - began < 2
         assert store.listener_count == 0
         response.close()
+
+
+async def test_event_clients_are_capped_with_503_and_retry_after(store: StatusStore) -> None:
+    app = web.Application()
+    add_status_routes(app, store, StatusSettings(max_sse_clients=3))
+    async with serve_app(app) as base_url, aiohttp.ClientSession(base_url) as client:
+        # Five pages at once: three get the feed, two are told to come back later.
+        responses = await asyncio.gather(*(client.get("/api/events") for _ in range(5)))
+        accepted = [r for r in responses if r.status == 200]
+        refused = [r for r in responses if r.status != 200]
+        assert len(accepted) == 3
+        for response in refused:
+            assert response.status == 503
+            assert response.headers["Retry-After"] == "30"
+            assert response.headers["Content-Type"].startswith("application/json")
+            assert (await response.json())["error"] == "too many live feed clients"
+        await wait_for(lambda: store.listener_count == 3)
+        # The JSON API is not capped, and the accepted feeds work.
+        assert len((await get_json(client, "/api/streams"))["streams"]) == 2
+        store.handle(started(ALPHA, "s1", store.now()))
+        for response in accepted:
+            assert json.loads((await read_event(response))["data"]) == {"streams": ["alpha"]}
+        # A page that leaves frees its slot.
+        accepted.pop().close()
+        await wait_for(lambda: store.listener_count == 2, timeout=5)
+        again = await client.get("/api/events")
+        assert again.status == 200
+        over = await client.get("/api/events")
+        assert over.status == 503
+        for response in [*accepted, again]:
+            response.close()
+        await wait_for(lambda: store.listener_count == 0, timeout=5)
+
+
+async def test_event_client_cap_comes_from_the_environment(
+    store: StatusStore, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no .env of the repository
+    (tmp_path / ".env").write_text("STATUS_MAX_SSE_CLIENTS=0\n")  # 0: no live feed at all
+    app = web.Application()
+    add_status_routes(app, store)
+    async with serve_app(app) as base_url, aiohttp.ClientSession(base_url) as client:
+        assert (await client.get("/api/events")).status == 503
+        assert (await client.get("/api/streams")).status == 200
+
+
+def test_status_settings_from_env() -> None:
+    assert StatusSettings.from_env({}).max_sse_clients == DEFAULT_MAX_SSE_CLIENTS == 32
+    assert StatusSettings.from_env({"STATUS_MAX_SSE_CLIENTS": " 8 "}).max_sse_clients == 8
+    for bad in ("many", "-1", "2.5"):
+        with pytest.raises(ConfigError, match="STATUS_MAX_SSE_CLIENTS"):
+            StatusSettings.from_env({"STATUS_MAX_SSE_CLIENTS": bad})
 
 
 async def wait_for(condition: Any, timeout: float = 3.0) -> None:

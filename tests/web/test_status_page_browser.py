@@ -6,13 +6,14 @@ import re
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp import web
 from playwright.async_api import Locator, Page, expect
 
 from streamer.events import Outcome, StreamLabels
-from streamer.web.status import StatusStore, add_status_routes
+from streamer.web.status import StatusSettings, StatusStore, add_status_routes
 from tests.support.browser import chromium, open_page, serve_app
 from tests.support.status_events import (
     ALPHA,
@@ -116,6 +117,11 @@ async def test_status_page_shows_streams_sessions_chart_and_live_updates(
     assert chart["xs"] >= 90
     assert all(n >= 90 for n in chart["points"]), chart
     assert chart["canvas"] == 1
+    # The x-axis spans the data (25 min, from the first point to now), not the whole hour.
+    x = await chart_x(page)
+    assert x["max"] == pytest.approx(time.time(), abs=30)
+    assert x["max"] - x["min"] == pytest.approx(1500, abs=30)
+    assert x["first_at"] < 0.02 and x["last_at"] > 0.95, x
 
     # the page follows the store without a reload
     await page.evaluate("() => { window.__marker = 'no reload' }")
@@ -132,6 +138,83 @@ async def test_status_page_shows_streams_sessions_chart_and_live_updates(
     ARTIFACTS.mkdir(exist_ok=True)
     await page.screenshot(path=str(ARTIFACTS / "status-page.png"), full_page=True)
     assert problems == []
+
+
+async def chart_x(page: Page) -> dict[str, Any]:
+    """uPlot's x scale, and where the first and last points sit (0: left edge, 1: right)."""
+    result: dict[str, Any] = await page.evaluate(
+        """() => {
+            const u = window.__charts.latency;
+            const xs = u.data[0];
+            const width = u.bbox.width / devicePixelRatio;
+            const at = (t) => u.valToPos(t, "x") / width;
+            return {
+                min: u.scales.x.min,
+                max: u.scales.x.max,
+                first_at: at(xs[0]),
+                last_at: at(xs[xs.length - 1]),
+                // uPlot draws the axis on the canvas; these are the tick labels it drew.
+                labels: u.axes[0]._values,
+            };
+        }"""
+    )
+    return result
+
+
+@pytest.mark.parametrize(
+    ("minutes", "span_minutes"),
+    [(2, 5), (12, 12), (75, 60)],
+    ids=["two-minutes", "twelve-minutes", "more-than-the-hour"],
+)
+async def test_chart_x_axis_follows_the_data(minutes: int, span_minutes: int) -> None:
+    """A few minutes of data fill the chart instead of its right edge: from the first point
+    to now, at least 5 minutes wide, at most the hour."""
+    store = StatusStore()
+    now = time.time()
+    play_session(store, ALPHA, "live", now - minutes * 60, seconds=minutes * 60 - 1, end=None)
+    app = web.Application()
+    add_status_routes(app, store)
+    problems: list[str] = []
+    async with serve_app(app) as base_url, chromium() as browser:
+        page = await open_page(browser, base_url + "/", problems=problems)
+        await page.wait_for_function("() => window.__charts && window.__charts.latency")
+        x = await chart_x(page)
+        assert x["max"] == pytest.approx(now, abs=30)
+        assert x["max"] - x["min"] == pytest.approx(span_minutes * 60, abs=25), x
+        assert x["last_at"] > 0.95, x  # now is at the right edge
+        if minutes >= 5:
+            assert x["first_at"] < 0.03, x  # the data start at the left edge
+        else:
+            # Less than the minimum span: the data take their share, right-aligned.
+            assert x["first_at"] == pytest.approx(1 - minutes / span_minutes, abs=0.05), x
+        # Readable ticks: several 24-hour clock times (as elsewhere on the page), none repeated.
+        labels = x["labels"]
+        assert len(labels) >= 3 and len(set(labels)) == len(labels), x
+        assert all(re.fullmatch(r"\d{2}:\d{2}", t) for t in labels), labels
+        heading = "last hour" if span_minutes == 60 else f"last {span_minutes} min"
+        await expect(page.locator(".chart-box h3")).to_have_text(f"Segment latency, {heading}")
+        ARTIFACTS.mkdir(exist_ok=True)
+        await page.locator("#detail").screenshot(
+            path=str(ARTIFACTS / f"status-chart-{minutes}min.png")
+        )
+    assert problems == []
+
+
+async def test_page_polls_when_the_live_feed_is_full() -> None:
+    store = StatusStore()
+    feed_history(store)
+    app = web.Application()
+    add_status_routes(app, store, StatusSettings(max_sse_clients=1))
+    async with serve_app(app) as base_url, chromium() as browser:
+        first = await open_page(browser, base_url + "/")
+        await expect(first.locator("#feed")).to_have_attribute("data-state", "live")
+        second = await open_page(browser, base_url + "/")
+        # Refused with 503: the second page says so, shows everything, and polls.
+        await expect(second.locator("#feed")).to_have_attribute("data-state", "polling")
+        await expect(second.locator("#feed")).to_have_text("refreshing every 30 s")
+        await expect(second.locator("#streams tbody tr")).to_have_count(3)
+        await expect(second.locator("#detail-name")).to_have_text("alpha")
+        await expect(first.locator("#feed")).to_have_attribute("data-state", "live")
 
 
 async def test_hostile_text_is_shown_literally_and_never_runs(

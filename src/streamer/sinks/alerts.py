@@ -2,7 +2,9 @@
 
 A stream fires after `alert_after_failures` consecutive failed sessions and resolves on the
 next successful one: one message per state change, never one per failed session. Aborted
-sessions (the monitor stopping, say) count neither way.
+sessions (the monitor stopping, say) count neither way. With a state file (`alert_state`),
+the streak and the firing alert survive a restart: saved before the message is queued, so a
+restarted monitor resolves what fired and never triggers it twice.
 
 `handle(event)` is synchronous and cheap, as the session expects of a sink; deliveries go
 through a bounded queue to the `run()` worker, which the monitor starts as a task. A failing
@@ -17,6 +19,7 @@ import contextlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal, Protocol
 from urllib.parse import quote, urlsplit
 
@@ -29,6 +32,12 @@ from streamer.events import (
     SessionEnded,
     SessionStarted,
     StreamLabels,
+)
+from streamer.sinks.alert_state import (
+    AlertStateFile,
+    StoredCheck,
+    StoredStream,
+    default_state_path,
 )
 
 _log = logging.getLogger(__name__)
@@ -91,6 +100,7 @@ class Notifier(Protocol):
 class AlertSettings:
     alert_after_failures: int = DEFAULT_ALERT_AFTER_FAILURES
     dashboard_url: str | None = None  # may hold "{stream}", replaced per stream
+    state_file: Path | None = None  # None: alert state lives in memory only
 
     def __post_init__(self) -> None:
         if self.alert_after_failures < 1:
@@ -107,7 +117,12 @@ class AlertSettings:
             after = int(raw) if raw else DEFAULT_ALERT_AFTER_FAILURES
         except ValueError:
             raise ValueError("ALERT_AFTER_FAILURES must be a whole number") from None
-        return cls(after, env.get("DASHBOARD_URL", "").strip() or None)
+        state_file = env.get("ALERT_STATE_FILE", "").strip()
+        return cls(
+            after,
+            env.get("DASHBOARD_URL", "").strip() or None,
+            Path(state_file) if state_file else default_state_path(env),
+        )
 
     def dashboard_for(self, stream: str) -> str | None:
         if self.dashboard_url is None:
@@ -125,6 +140,25 @@ class _StreamState:
     first_failure_at: dict[str, float] = field(default_factory=dict)  # by session id
     last_startup: float | None = None
     last_segment: float | None = None
+
+    @property
+    def clean(self) -> bool:
+        return self.consecutive_failures == 0 and self.firing is None
+
+    def stored(self, now: float) -> StoredStream:
+        firing = self.firing
+        return StoredStream(
+            ingest_region=self.labels.ingest_region,
+            playback_region=self.labels.playback_region,
+            consecutive_failures=self.consecutive_failures,
+            since=self.since,
+            firing_at=firing.at if firing is not None else None,
+            firing_checks=tuple(
+                StoredCheck(kind=c.kind, rendition=c.rendition, detail=c.detail)
+                for c in (firing.failed_checks if firing is not None else ())
+            ),
+            updated_at=now,
+        )
 
 
 class AlertManager:
@@ -155,6 +189,31 @@ class AlertManager:
         )
         for notifier in self.notifiers:
             self._errors.labels(notifier.name)  # the series exists at 0 from the start
+        path = self.settings.state_file
+        self._state_file = AlertStateFile(path) if path is not None else None
+        if self._state_file is not None:
+            self._restore(self._state_file.load())
+
+    def _restore(self, stored: dict[str, StoredStream]) -> None:
+        for stream, entry in stored.items():
+            state = _StreamState(
+                StreamLabels(stream, entry.ingest_region, entry.playback_region),
+                consecutive_failures=entry.consecutive_failures,
+                since=entry.since,
+            )
+            if entry.firing_at is not None:
+                checks = tuple(
+                    FailedCheck(c.kind, c.rendition, c.detail) for c in entry.firing_checks
+                )
+                state.firing = self._alert(state, "firing", entry.firing_at, checks)
+            self._streams[stream] = state
+        if stored:
+            firing = sorted(name for name, state in self._streams.items() if state.firing)
+            _log.info(
+                "alert state restored for %d stream(s); firing: %s",
+                len(stored),
+                ", ".join(firing) or "none",
+            )
 
     def is_firing(self, stream: str) -> bool:
         state = self._streams.get(stream)
@@ -198,21 +257,35 @@ class AlertManager:
             return
         state.last_startup = event.startup_latency_seconds
         if event.outcome == "success":
+            if state.clean:
+                return  # the common case: nothing to save
+            resolved = None
             if state.firing is not None:
-                self._enqueue(self._alert(state, "resolved", event.at, state.firing.failed_checks))
+                resolved = self._alert(state, "resolved", event.at, state.firing.failed_checks)
             state.firing = None
             state.consecutive_failures = 0
             state.since = None
+            self._save(state, event.at)
+            if resolved is not None:
+                self._enqueue(resolved)
             return
         state.consecutive_failures += 1
         if state.since is None:
             state.since = min(first_at, event.at)
+        fired = None
         if (
             state.firing is None
             and state.consecutive_failures >= self.settings.alert_after_failures
         ):
-            state.firing = self._alert(state, "firing", event.at, _summarise(checks, event))
-            self._enqueue(state.firing)
+            fired = state.firing = self._alert(state, "firing", event.at, _summarise(checks, event))
+        self._save(state, event.at)  # before queueing: a crash now cannot trigger twice
+        if fired is not None:
+            self._enqueue(fired)
+
+    def _save(self, state: _StreamState, now: float) -> None:
+        if self._state_file is not None:
+            entry = None if state.clean else state.stored(now)
+            self._state_file.save(state.labels.stream, entry, now)
 
     def _alert(
         self, state: _StreamState, kind: AlertState, at: float, checks: tuple[FailedCheck, ...]

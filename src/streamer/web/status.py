@@ -3,6 +3,8 @@
 `StatusStore` consumes session events (sync, cheap, bounded memory) and answers read
 queries as JSON-ready dicts. `add_status_routes` mounts the page, its static assets, a
 JSON API and a Server-Sent Events feed of change notices on an existing aiohttp app.
+The feed serves at most `max_sse_clients` clients at once (each holds a connection and a
+task); past that it answers 503 with `Retry-After`, and the page polls meanwhile.
 Everything here comes from events, which carry only masked URLs: no secret can be shown.
 Call `handle` from the event loop's thread (as the session does).
 """
@@ -17,7 +19,7 @@ import logging
 import math
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from importlib.resources.abc import Traversable
@@ -25,6 +27,7 @@ from typing import Any, Literal
 
 from aiohttp import web
 
+from streamer.config import ConfigError, environment
 from streamer.events import (
     CheckFailed,
     Event,
@@ -455,6 +458,28 @@ class StatusStore:
 SSE_MIN_INTERVAL_SECONDS = 0.5  # at most 2 change notices per second per client
 SSE_HEARTBEAT_SECONDS = 15.0
 SSE_LIVENESS_SECONDS = 1.0  # how often an idle feed checks that its client is still there
+DEFAULT_MAX_SSE_CLIENTS = 32  # open status pages per monitor; a wall of dashboards fits
+SSE_RETRY_AFTER_SECONDS = 30  # the page polls every 30 s anyway; it retries the feed then
+
+
+@dataclass(frozen=True, slots=True)
+class StatusSettings:
+    max_sse_clients: int = DEFAULT_MAX_SSE_CLIENTS  # 0: no live feed, pages poll
+
+    def __post_init__(self) -> None:
+        if self.max_sse_clients < 0:
+            raise ConfigError("STATUS_MAX_SSE_CLIENTS must be 0 or more")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> StatusSettings:
+        raw = env.get("STATUS_MAX_SSE_CLIENTS", "").strip()
+        if not raw:
+            return cls()
+        try:
+            return cls(int(raw))
+        except ValueError:
+            raise ConfigError("STATUS_MAX_SSE_CLIENTS must be a whole number") from None
+
 
 _COMMON_HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
 _PAGE_HEADERS = {
@@ -534,8 +559,9 @@ def _json(data: object, status: int = 200) -> web.Response:
 
 
 class _StatusRoutes:
-    def __init__(self, store: StatusStore) -> None:
+    def __init__(self, store: StatusStore, settings: StatusSettings) -> None:
         self.store = store
+        self.settings = settings
         self.assets = _load_assets()
         self.clients: set[_FeedClient] = set()
 
@@ -574,6 +600,28 @@ class _StatusRoutes:
         return _json({"name": name, "now": _num(self.store.now()), "sessions": sessions})
 
     async def events(self, request: web.Request) -> web.StreamResponse:
+        # The slot is taken before the first await: concurrent requests cannot overshoot.
+        if len(self.clients) >= self.settings.max_sse_clients:
+            return web.json_response(
+                {
+                    "error": "too many live feed clients",
+                    "retry_after_seconds": SSE_RETRY_AFTER_SECONDS,
+                },
+                status=503,
+                headers={
+                    **_COMMON_HEADERS,
+                    "Cache-Control": "no-store",
+                    "Retry-After": str(SSE_RETRY_AFTER_SECONDS),
+                },
+            )
+        client = _FeedClient()
+        self.clients.add(client)
+        try:
+            return await self._feed(request, client)
+        finally:
+            self.clients.discard(client)
+
+    async def _feed(self, request: web.Request, client: _FeedClient) -> web.StreamResponse:
         response = web.StreamResponse(
             headers={
                 **_COMMON_HEADERS,
@@ -583,9 +631,7 @@ class _StatusRoutes:
             }
         )
         await response.prepare(request)
-        client = _FeedClient()
         unsubscribe = self.store.subscribe(client.notify)
-        self.clients.add(client)
         loop = asyncio.get_running_loop()
         try:
             await response.write(b"retry: 2000\n\n")
@@ -609,7 +655,6 @@ class _StatusRoutes:
             pass  # the client went away mid-write
         finally:
             unsubscribe()
-            self.clients.discard(client)
         return response
 
     async def on_shutdown(self, app: web.Application) -> None:
@@ -617,9 +662,14 @@ class _StatusRoutes:
             client.close()
 
 
-def add_status_routes(app: web.Application, store: StatusStore) -> None:
-    """Mount the status page, its assets, the JSON API and the SSE feed on `app`."""
-    routes = _StatusRoutes(store)
+def add_status_routes(
+    app: web.Application, store: StatusStore, settings: StatusSettings | None = None
+) -> None:
+    """Mount the status page, its assets, the JSON API and the SSE feed on `app`.
+
+    Without `settings`, they are read from the environment (and `.env`), as the monitor's.
+    """
+    routes = _StatusRoutes(store, settings or StatusSettings.from_env(environment()))
     app.router.add_get("/", routes.page)
     app.router.add_get("/static/{path:.+}", routes.static)
     app.router.add_get("/api/streams", routes.list_streams)

@@ -135,6 +135,11 @@ Call with (dict "root" $ "stream" $entry "s" $normalised).
 {{- toYaml (dict "streams" (list $entry)) -}}
 {{- end -}}
 
+{{/* The alert state PersistentVolumeClaim of one stream (from its normalised view). */}}
+{{- define "streamer.alertStateClaim" -}}
+{{- printf "%s-alert-state" (.resourceName | trunc 51 | trimSuffix "-") -}}
+{{- end -}}
+
 {{/* The test.livepeer.io/* labels of one stream (from its normalised view). */}}
 {{- define "streamer.testLabels" -}}
 test.livepeer.io/name: {{ include "streamer.labelValue" .name | quote }}

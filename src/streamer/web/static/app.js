@@ -9,6 +9,10 @@
   const COLORS = ["#1f6feb", "#cf222e", "#1a7f37", "#8250df", "#bc4c00", "#0a7c8c", "#6e5b2e", "#bf3989"];
   const CHART_HEIGHT = 260;
   const FALLBACK_REFRESH_MS = 30000;
+  // The chart spans from its first point to now: at least this much, at most the window.
+  const MIN_CHART_SPAN_SECONDS = 300;
+  // The feed answered 503 (too many clients): try again after about its Retry-After.
+  const FEED_RETRY_MS = 30000;
 
   const view = {
     streams: [],
@@ -209,7 +213,18 @@
   }
 
   const chartWidth = () => Math.max(320, byId("chart").clientWidth || 640);
+  // Tick steps in seconds: uPlot's own jump from 1 to 5 minutes leaves a 12-minute chart
+  // with two labels.
+  const TIME_TICK_STEPS = [15, 30, 60, 120, 300, 600, 900, 1200, 1800, 3600];
   const legendValue = (u, v) => (v === null || v === undefined ? "—" : `${v.toFixed(2)} s`);
+  const clock = (epoch, seconds) => new Date(epoch * 1000).toLocaleTimeString([], {
+    hour12: false, hour: "2-digit", minute: "2-digit", second: seconds ? "2-digit" : undefined,
+  });
+  // 24-hour clock times like the rest of the page; seconds only when ticks are that close.
+  const timeTicks = (u, ticks) => {
+    const seconds = ticks.length > 1 && ticks[1] - ticks[0] < 60;
+    return ticks.map((t) => clock(t, seconds));
+  };
 
   // uPlot's aligned data: [t, mean0, max0, mean1, max1, ...], with a null row wherever
   // buckets are missing so that lines break across gaps (e.g. between sessions).
@@ -231,17 +246,30 @@
     return columns;
   }
 
+  // From the first bucket to now, so that a few minutes of data fill the chart rather than
+  // its right edge; at least MIN_CHART_SPAN_SECONDS wide, at most the window (an hour).
+  function chartRange(latency, now) {
+    const end = Math.max(now, latency.t[latency.t.length - 1] + latency.bucket_seconds);
+    const wanted = end - latency.t[0] + latency.bucket_seconds / 2;
+    const span = Math.min(latency.window_seconds, Math.max(MIN_CHART_SPAN_SECONDS, wanted));
+    return [end - span, end];
+  }
+
   function renderChart(name, latency, now) {
     const empty = !latency || latency.t.length === 0;
     byId("chart-empty").hidden = !empty;
     byId("chart").hidden = empty;
     if (empty || typeof window.uPlot !== "function") {
+      byId("chart-span").textContent = "hour";
       destroyChart();
       return;
     }
     const renditions = latency.series.map((s) => s.rendition);
     const data = chartData(latency);
-    view.chartRange = [now - latency.window_seconds, now];
+    view.chartRange = chartRange(latency, now);
+    const span = view.chartRange[1] - view.chartRange[0];
+    byId("chart-span").textContent =
+      span >= latency.window_seconds ? "hour" : `${Math.round(span / 60)} min`;
     const key = JSON.stringify([name, renditions]);
     if (view.chart && view.chartKey === key) {
       view.chart.setData(data);
@@ -261,7 +289,7 @@
       height: CHART_HEIGHT,
       series,
       scales: { x: { time: true, range: () => view.chartRange }, y: { range: (u, min, max) => [0, Math.max(1, (max || 0) * 1.15)] } },
-      axes: [{ space: 80 }, { label: "seconds", size: 56, values: (u, ticks) => ticks.map((t) => t.toFixed(1)) }],
+      axes: [{ space: 70, incrs: TIME_TICK_STEPS, values: timeTicks }, { label: "seconds", size: 56, values: (u, ticks) => ticks.map((t) => t.toFixed(1)) }],
     }, data, byId("chart"));
     view.chartKey = key;
     window.__charts.latency = view.chart;
@@ -355,9 +383,19 @@
     source.addEventListener("open", () => {
       feed.dataset.state = "live";
       feed.textContent = "live";
+      feed.title = "";
       requestRefresh(true); // catch up on anything missed while disconnected
     });
     source.addEventListener("error", () => {
+      if (source.readyState === EventSource.CLOSED) {
+        // Refused (503: the monitor serves enough live pages): no automatic reconnect.
+        // Poll meanwhile (FALLBACK_REFRESH_MS) and try the feed again later, with jitter.
+        feed.dataset.state = "polling";
+        feed.textContent = "refreshing every 30 s";
+        feed.title = "The monitor has as many live pages open as it serves; retrying later.";
+        setTimeout(connectFeed, FEED_RETRY_MS * (0.8 + 0.4 * Math.random()));
+        return;
+      }
       feed.dataset.state = "reconnecting";
       feed.textContent = "reconnecting…";
     });
