@@ -171,6 +171,7 @@ async def test_every_redirect_hop_is_checked(fetchers: Callable[..., Fetcher]) -
             web.get("/file.ts", _redirect(lambda: "file:///etc/passwd")),
             web.get("/loop.ts", _redirect(lambda: "/loop.ts")),
             web.get("/nowhere.ts", _no_location),
+            web.get("/bad.ts", _redirect(lambda: "http://[::1/oops")),
         ]
     )
     try:
@@ -182,6 +183,10 @@ async def test_every_redirect_hop_is_checked(fetchers: Callable[..., Fetcher]) -
             await fetcher.get(origin.url("/loop.ts"), "segment", 100, retry=False)
         with pytest.raises(FetchError, match="redirect without a Location"):
             await fetcher.get(origin.url("/nowhere.ts"), "segment", 100, retry=False)
+        for malformed in ("http://[nope/x.ts", "http://h:99999/x.ts", origin.url("/bad.ts")):
+            with pytest.raises(FetchError, match="malformed") as caught:
+                await fetcher.get(malformed, "segment", 100)
+            assert caught.value.kind == "http_error" and not caught.value.retryable
         paths = [path for path, _ in origin.seen]
         assert paths[:4] == ["/meta.ts", "/hop1.ts", "/hop2.ts", "/file.ts"]
     finally:

@@ -32,19 +32,27 @@ _REFUSED = "refused by fetch policy: "
 
 
 class FetchError(Exception):
-    def __init__(self, kind: str, object_type: str, detail: str, status: int | None = None):
+    def __init__(
+        self,
+        kind: str,
+        object_type: str,
+        detail: str,
+        status: int | None = None,
+        retryable: bool = True,
+    ):
         super().__init__(f"{object_type}: {detail}")
         self.kind = kind
         self.object_type = object_type
         self.detail = detail
         self.status = status
+        self.retryable = retryable  # False: the same request would fail the same way
 
 
 class FetchRefusedError(FetchError):
     """The fetch policy refused a request: not retried, since it would be refused again."""
 
     def __init__(self, object_type: str, reason: str) -> None:
-        super().__init__("http_error", object_type, _REFUSED + reason)
+        super().__init__("http_error", object_type, _REFUSED + reason, retryable=False)
 
 
 @dataclass(frozen=True)
@@ -152,9 +160,9 @@ class Fetcher:
                 await asyncio.sleep(self._policy.retry_delay_seconds * attempt)
             try:
                 return await self._get_once(url, object_type, max_bytes)
-            except FetchRefusedError:
-                raise
             except FetchError as exc:
+                if not exc.retryable:
+                    raise
                 last = exc
                 # Client errors other than 404/408/429 will not heal by retrying.
                 if (
@@ -183,7 +191,10 @@ class Fetcher:
         policy = self._policy
         timeout = aiohttp.ClientTimeout(connect=policy.connect_timeout_seconds)
         custom = dict(self._headers()) if self._headers else {}
-        hop = URL(url)
+        try:
+            hop = URL(url)
+        except ValueError:
+            raise FetchError("http_error", object_type, "malformed URL", retryable=False) from None
         origin = _origin(hop)
         started = time.time()
         try:
@@ -232,7 +243,10 @@ class Fetcher:
             return current.join(URL(location)).with_fragment(None)
         except ValueError:
             raise FetchError(
-                "http_error", object_type, f"HTTP {response.status} to a malformed Location"
+                "http_error",
+                object_type,
+                f"HTTP {response.status} to a malformed Location",
+                retryable=False,
             ) from None
 
 
