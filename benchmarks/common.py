@@ -130,7 +130,7 @@ class ExtraFollower:
         poll_step: float = 0.1,
     ) -> None:
         self.observer = RecordingObserver()
-        self._fetcher = Fetcher(http)
+        self._fetcher = Fetcher(playback_url=lambda: url)
         self._poll_step = poll_step
         self.follower = RenditionFollower(name, url, self._fetcher, self.observer, poll_step)
         if scheduler is not None:
@@ -160,6 +160,7 @@ class ExtraFollower:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        await self._fetcher.close()
 
     def requests_per_target_duration(self, target_duration: float, since: float) -> float:
         """Playlist requests per target duration from `since` (the stream's first listing)

@@ -2,7 +2,8 @@
 
 Environment (and a `.env` in the working directory), as the original tool's users know it:
 INJEST_URL (or INGEST_URL), PLAYBACK_URL, REGION, DURATION; plus GRACE_PERIOD,
-METRICS_ADDR, STREAM_NAME, INGEST_REGION, PLAYBACK_REGION, EXPECTED_RENDITIONS.
+METRICS_ADDR, STREAM_NAME, INGEST_REGION, PLAYBACK_REGION, EXPECTED_RENDITIONS, FETCH_ALLOW,
+FETCH_DENY.
 
 A YAML streams file (`--config`, or STREAMER_CONFIG) in the Helm values shape lists many
 streams; `${VAR}` in its strings is taken from the environment, so that secrets can stay
@@ -31,6 +32,7 @@ from pydantic import (
 )
 
 from streamer.durations import parse_duration
+from streamer.playback.egress import parse_entry as parse_fetch_rule
 from streamer.urls import InvalidURLError, parse_ingest, validate_playback
 
 DEFAULT_REGION = "unknown"
@@ -86,6 +88,10 @@ class StreamConfig(BaseModel):
     checks: dict[str, dict[str, Any]] = Field(default_factory=dict)
     clip: ClipSettings = Field(default_factory=ClipSettings)
     livepeer: LivepeerSettings | None = None
+    # Fetch policy (playback/egress.py): CIDRs and host names allowed despite their address
+    # class (private, loopback, link-local, ...), and never fetched.
+    fetch_allow: list[str] = Field(default_factory=list, max_length=256)
+    fetch_deny: list[str] = Field(default_factory=list, max_length=256)
 
     @field_validator(
         "duration",
@@ -112,6 +118,21 @@ class StreamConfig(BaseModel):
         from streamer.checks import validate_settings  # checks import config-free modules
 
         validate_settings(value)
+        return value
+
+    @field_validator("fetch_allow", "fetch_deny", mode="before")
+    @classmethod
+    def _fetch_rules(cls, value: Any) -> Any:
+        if isinstance(value, str):  # from the environment: comma- or space-separated
+            value = value.replace(",", " ").split()
+        if isinstance(value, list):
+            for index, entry in enumerate(value):
+                if not isinstance(entry, str):
+                    raise ValueError(f"entry {index + 1} is not a string")
+                try:
+                    parse_fetch_rule(entry)
+                except ValueError as exc:
+                    raise ValueError(f"entry {index + 1}: {exc}") from None
         return value
 
     @field_validator("ingest_url")
@@ -298,6 +319,8 @@ def from_environment(env: Mapping[str, str]) -> MonitorConfig | None:
         ("duration", env.get("DURATION")),
         ("grace_period", env.get("GRACE_PERIOD")),
         ("expected_renditions", env.get("EXPECTED_RENDITIONS")),
+        ("fetch_allow", env.get("FETCH_ALLOW")),
+        ("fetch_deny", env.get("FETCH_DENY")),
     ):
         if name:
             entry[key] = name
@@ -316,6 +339,8 @@ def from_environment(env: Mapping[str, str]) -> MonitorConfig | None:
             ("grace_period", "GRACE_PERIOD"),
             ("duration", "DURATION"),
             ("expected_renditions", "EXPECTED_RENDITIONS"),
+            ("fetch_allow", "FETCH_ALLOW"),
+            ("fetch_deny", "FETCH_DENY"),
         ):
             message = message.replace(f": {field}:", f": {variable}:")
         raise ConfigError(message.replace("streams[0] ('", "environment ('")) from None

@@ -119,7 +119,9 @@ class Session:
         self._flv = flv
         self._clip = clip
         self._sink = sink
-        self._fetcher = Fetcher(http, settings.fetch, self._playback_headers)
+        self._fetcher = Fetcher(
+            settings.fetch, self._playback_headers, lambda: self._target.playback_url
+        )
         self._target = Target(settings.ingest_url, settings.playback_url, settings.playback_headers)
         self._labels = settings.labels
         self._failures = 0
@@ -301,6 +303,7 @@ class Session:
                 publish_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await publish_task
+            await self._fetcher.close()
 
     async def _wait_connected(
         self, publish_task: asyncio.Task[None], connected: asyncio.Event

@@ -6,6 +6,7 @@ from functools import cache
 
 from streamer.config import ClipSettings, StreamConfig
 from streamer.events import StreamLabels
+from streamer.playback.fetch import FetchPolicy
 from streamer.publish.flv import FlvClip, to_flv
 from streamer.session import SessionSettings
 from streamer.signal.clip import ClipSpec, load_clip
@@ -45,6 +46,7 @@ def session_settings(
         "tls_ca_file": stream.tls_ca_file,
         "expected_renditions": stream.expected_renditions,
         "checks": stream.checks,
+        "fetch": FetchPolicy(allow=tuple(stream.fetch_allow), deny=tuple(stream.fetch_deny)),
     }
     values.update(overrides)
     return SessionSettings(**values)  # type: ignore[arg-type]

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
+import re
 from dataclasses import dataclass
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, unquote, urlsplit, urlunsplit
 
 RTMP_SCHEMES = {"rtmp": 1935, "rtmps": 443}
-_SECRET_QUERY_KEYS = {"jwt", "token", "key", "api_key", "apikey", "sig", "signature", "auth"}
 
 
 class InvalidURLError(ValueError):
@@ -84,26 +85,81 @@ def mask_ingest(url: str) -> str:
 
 
 def mask_playback(url: str, secrets: tuple[str, ...] = ()) -> str:
-    """Drops user info, masks token-like query parameters and any of `secrets` in the path.
+    """The playback URL as safe to show: no user info or fragment, every query value masked
+    but a few harmless ones (`_HLS_msn`, ...), token-like path segments and any of `secrets`
+    (stream keys: some origins, nginx-rtmp among them, name the playlist after the key)
+    masked.
 
-    Some origins (nginx-rtmp among them) name the playlist after the stream key.
+    CDNs sign URLs in many ways (`X-Amz-Signature`, `Policy`, `hdnts`, `wmsAuthSign`, `md5`,
+    tokens in the path): masking by default keeps the ones nobody listed hidden too.
     """
     try:
         parts = urlsplit(url.strip())
+        netloc = parts.hostname or ""
+        if parts.port:
+            netloc += f":{parts.port}"
     except ValueError:
         return "<malformed URL>"
     path = parts.path
     for secret in secrets:
         if secret:
             path = path.replace(secret, _mask_key(secret))
-    query = [
-        (k, "****" if k.lower() in _SECRET_QUERY_KEYS else v)
-        for k, v in parse_qsl(parts.query, keep_blank_values=True)
-    ]
-    netloc = parts.hostname or ""
-    if parts.port:
-        netloc += f":{parts.port}"
-    return urlunsplit((parts.scheme, netloc, path, urlencode(query), ""))
+    path = "/".join(_mask_segment(s) for s in path.split("/"))
+    query = "&".join(
+        _mask_query_item(name, value)
+        for name, value in parse_qsl(parts.query, keep_blank_values=True)
+    )
+    return urlunsplit((parts.scheme, netloc, path, query, ""))
+
+
+# Query parameters whose values say nothing secret (LL-HLS delivery directives, format).
+_HARMLESS_QUERY_NAMES = frozenset({"_hls_msn", "_hls_part", "_hls_skip", "format"})
+_MASK = "****"
+_MEDIA_EXTENSION = re.compile(r"\.(?:m3u8?|ts|m4s|mp4|m4[av]|aac|vtt|cmf[va]|mpd)$", re.IGNORECASE)
+_JWT_SHAPED = re.compile(r"[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")
+_HEX_DIGEST = re.compile(r"[0-9a-fA-F]{16,}")
+_ALNUM_RUN = re.compile(r"[A-Za-z0-9]{16,}")  # ids and keys: a Livepeer playback id is 16
+_TOKEN_RUN = re.compile(r"[A-Za-z0-9_-]{16,}")  # base64url, dashed keys
+_LONG_TOKEN_RUN = re.compile(r"[A-Za-z0-9_-]{32,}")
+
+
+def looks_like_token(text: str) -> bool:
+    """Whether a path segment or query name looks like a credential rather than a name."""
+    text = unquote(text)
+    if "=" in text or _JWT_SHAPED.search(text) or _LONG_TOKEN_RUN.search(text):
+        return True
+    if _HEX_DIGEST.search(text) or _ALNUM_RUN.search(text):
+        return True
+    return any(_looks_random(run) for run in _TOKEN_RUN.findall(text))
+
+
+def _looks_random(run: str) -> bool:
+    """Letters and digits (and cases) alternating often: random, not words and numbers."""
+    chars = [c for c in run if c.isalnum()]
+
+    def kind(c: str) -> int:
+        return 0 if c.isdigit() else 1 if c.islower() else 2
+
+    changes = sum(kind(a) != kind(b) for a, b in itertools.pairwise(chars))
+    return changes * 4 >= len(chars)
+
+
+def _mask_segment(segment: str) -> str:
+    if not looks_like_token(segment):
+        return segment
+    extension = _MEDIA_EXTENSION.search(segment)
+    stem = segment[: extension.start()] if extension else segment
+    return _mask_key(stem) + (extension.group() if extension else "")
+
+
+def _mask_query_item(name: str, value: str) -> str:
+    if not value and looks_like_token(name):  # a bare token: ?<token>
+        return _MASK
+    shown_name = quote(name, safe="")
+    if not value:
+        return shown_name
+    harmless = name.lower() in _HARMLESS_QUERY_NAMES and not looks_like_token(value)
+    return f"{shown_name}={quote(value, safe='') if harmless else _MASK}"
 
 
 def validate_playback(url: str) -> str:

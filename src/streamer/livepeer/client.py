@@ -20,6 +20,8 @@ from urllib.parse import quote, urljoin, urlsplit
 
 import aiohttp
 
+from streamer.untrusted import quote_untrusted
+
 _log = logging.getLogger(__name__)
 
 DEFAULT_API_URL = "https://livepeer.studio/api"
@@ -342,7 +344,10 @@ class LivepeerClient:
         if isinstance(body, dict):
             errors = body.get("errors")
             if isinstance(errors, list) and errors:
-                message = "; ".join(str(e) for e in errors)
+                # Only text (an entry's own or its "message"): str() of a hostile nested
+                # value could recurse without bound.
+                texts = (e.get("message") if isinstance(e, dict) else e for e in errors[:10])
+                message = "; ".join(t for t in texts if isinstance(t, str))
             elif isinstance(body.get("message"), str):
                 message = body["message"]
             elif isinstance(body.get("error"), str):
@@ -351,7 +356,7 @@ class LivepeerClient:
             message = reason or "error"  # the HTTP reason phrase: "Service Unavailable"
         # The API is not expected to echo the key, but the message ends up in logs.
         message = message.replace(self._api_key, "****")
-        return message[:_MAX_MESSAGE]
+        return quote_untrusted(message, _MAX_MESSAGE)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,8 @@ from urllib.parse import urljoin
 
 import m3u8
 
+from streamer.untrusted import quote_untrusted
+
 MAX_PLAYLIST_BYTES = 1 << 20
 
 
@@ -58,7 +60,7 @@ class MediaPlaylist:
 def _error_tag(text: str) -> str | None:
     for line in text.splitlines():
         if line.startswith("#EXT-X-ERROR"):
-            return line.partition(":")[2].strip()[:200] or "EXT-X-ERROR"
+            return quote_untrusted(line.partition(":")[2].strip()) or "EXT-X-ERROR"
     return None
 
 

@@ -41,63 +41,85 @@ def _encode_value(value: Any) -> bytes:
 
 
 def decode(data: bytes) -> list[Any]:
-    """Decodes every value in `data`; raises AMFError on malformed input."""
-    values: list[Any] = []
-    pos = 0
-    while pos < len(data):
-        value, pos = _decode_value(data, pos)
-        values.append(value)
-    return values
+    """Decodes every value in `data`; raises AMFError on malformed or oversized input.
+
+    The server's answers are untrusted: nesting, entries per object or array, and values in
+    all are bounded (an RTMP answer has a few values, two levels deep), so that a hostile
+    one costs neither the stack nor memory.
+    """
+    return _Decoder(data).values()
 
 
-def _take(data: bytes, pos: int, size: int) -> tuple[bytes, int]:
-    if pos + size > len(data):
-        raise AMFError("truncated AMF0 data")
-    return data[pos : pos + size], pos + size
+MAX_DEPTH = 32
+MAX_ENTRIES = 1024  # per object or array
+MAX_VALUES = 10_000  # in one message
 
 
-def _decode_str(data: bytes, pos: int) -> tuple[str, int]:
-    raw, pos = _take(data, pos, 2)
-    text, pos = _take(data, pos, struct.unpack(">H", raw)[0])
-    return text.decode(errors="replace"), pos
+class _Decoder:
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+        self._pos = 0
+        self._budget = MAX_VALUES
 
+    def values(self) -> list[Any]:
+        values: list[Any] = []
+        while self._pos < len(self._data):
+            values.append(self._value(0))
+        return values
 
-def _decode_properties(data: bytes, pos: int) -> tuple[dict[str, Any], int]:
-    result: dict[str, Any] = {}
-    while True:
-        key, pos = _decode_str(data, pos)
-        if not key and pos < len(data) and data[pos] == OBJECT_END:
-            return result, pos + 1
-        result[key], pos = _decode_value(data, pos)
+    def _take(self, size: int) -> bytes:
+        end = self._pos + size
+        if end > len(self._data):
+            raise AMFError("truncated AMF0 data")
+        raw, self._pos = self._data[self._pos : end], end
+        return raw
 
+    def _count(self, fmt: str) -> int:
+        raw = self._take(struct.calcsize(fmt))
+        return int(struct.unpack(fmt, raw)[0])
 
-def _decode_value(data: bytes, pos: int) -> tuple[Any, int]:
-    marker, pos = _take(data, pos, 1)
-    kind = marker[0]
-    if kind == NUMBER:
-        raw, pos = _take(data, pos, 8)
-        return struct.unpack(">d", raw)[0], pos
-    if kind == BOOLEAN:
-        raw, pos = _take(data, pos, 1)
-        return raw[0] != 0, pos
-    if kind == STRING:
-        return _decode_str(data, pos)
-    if kind == LONG_STRING:
-        raw, pos = _take(data, pos, 4)
-        text, pos = _take(data, pos, struct.unpack(">I", raw)[0])
-        return text.decode(errors="replace"), pos
-    if kind in (NULL, UNDEFINED):
-        return None, pos
-    if kind == OBJECT:
-        return _decode_properties(data, pos)
-    if kind == ECMA_ARRAY:
-        _, pos = _take(data, pos, 4)
-        return _decode_properties(data, pos)
-    if kind == STRICT_ARRAY:
-        raw, pos = _take(data, pos, 4)
-        items = []
-        for _ in range(struct.unpack(">I", raw)[0]):
-            item, pos = _decode_value(data, pos)
-            items.append(item)
-        return items, pos
-    raise AMFError(f"unsupported AMF0 type {kind}")
+    def _str(self, size_format: str = ">H") -> str:
+        return self._take(self._count(size_format)).decode(errors="replace")
+
+    def _value(self, depth: int) -> Any:
+        self._budget -= 1
+        if self._budget < 0:
+            raise AMFError(f"more than {MAX_VALUES} AMF0 values in one message")
+        kind = self._take(1)[0]
+        if kind == NUMBER:
+            return struct.unpack(">d", self._take(8))[0]
+        if kind == BOOLEAN:
+            return self._take(1)[0] != 0
+        if kind == STRING:
+            return self._str()
+        if kind == LONG_STRING:
+            return self._str(">I")
+        if kind in (NULL, UNDEFINED):
+            return None
+        if kind in (OBJECT, ECMA_ARRAY, STRICT_ARRAY):
+            if depth >= MAX_DEPTH:
+                raise AMFError(f"AMF0 values nested deeper than {MAX_DEPTH} levels")
+            if kind == OBJECT:
+                return self._properties(depth + 1)
+            if kind == ECMA_ARRAY:
+                self._take(4)  # an approximate count: the end marker decides
+                return self._properties(depth + 1)
+            return self._array(depth + 1)
+        raise AMFError(f"unsupported AMF0 type {kind}")
+
+    def _properties(self, depth: int) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        while True:
+            key = self._str()
+            if not key and self._pos < len(self._data) and self._data[self._pos] == OBJECT_END:
+                self._pos += 1
+                return result
+            if len(result) >= MAX_ENTRIES:
+                raise AMFError(f"AMF0 object with more than {MAX_ENTRIES} entries")
+            result[key] = self._value(depth)
+
+    def _array(self, depth: int) -> list[Any]:
+        count = self._count(">I")
+        if count > MAX_ENTRIES:
+            raise AMFError(f"AMF0 array with more than {MAX_ENTRIES} entries")
+        return [self._value(depth) for _ in range(count)]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import socket
 import ssl
@@ -21,7 +22,10 @@ from typing import Any
 
 from streamer.publish import amf0
 from streamer.publish.errors import PublishError
+from streamer.untrusted import quote_untrusted
 from streamer.urls import IngestURL
+
+_log = logging.getLogger(__name__)
 
 HANDSHAKE_SIZE = 1536
 OUT_CHUNK_SIZE = 4096
@@ -178,7 +182,7 @@ class RTMPPublishConnection:
         )
         info = result[1] if len(result) > 1 and isinstance(result[1], dict) else {}
         if result[0] == "_error":
-            raise PublishError(f"connect rejected: {info.get('code', 'unknown reason')}")
+            raise PublishError(f"connect rejected: {self._shown(info.get('code', 'no code'))}")
         key = ingest.stream_key
         self._send_command("releaseStream", self._transaction(), None, key)
         self._send_command("FCPublish", self._transaction(), None, key)
@@ -193,7 +197,7 @@ class RTMPPublishConnection:
         code = await self._publish_status
         if code != "NetStream.Publish.Start":
             # Only the status code: descriptions often repeat the stream key.
-            raise PublishError(f"publish rejected: {code}")
+            raise PublishError(f"publish rejected: {self._shown(code)}")
         assert self._writer is not None
         await self._writer.drain()
 
@@ -289,8 +293,19 @@ class RTMPPublishConnection:
             raise
         except asyncio.IncompleteReadError:
             self._fail(PublishError("ingest closed the connection"))
-        except (OSError, amf0.AMFError, ValueError) as exc:
+        except OSError as exc:
             self._fail(PublishError(f"connection reset ({_describe(exc)})"))
+        except ValueError as exc:  # AMFError among them: the reason is ours, the data theirs
+            self._fail(PublishError(f"malformed answer from the ingest: {quote_untrusted(exc)}"))
+        except Exception as exc:
+            # Whatever the server sends, the publish ends with a reason: a reader that died
+            # silently would leave connect() waiting for its timeout.
+            _log.warning("RTMP reader stopped on an unexpected error", exc_info=True)
+            self._fail(PublishError(f"malformed answer from the ingest ({type(exc).__name__})"))
+
+    def _shown(self, text: object) -> str:
+        """A status code from the server, as safe to show: clipped, escaped, keyless."""
+        return quote_untrusted(str(text).replace(self._ingest.stream_key, "****"), 100)
 
     def _fail(self, error: PublishError) -> None:
         if self.failure is None:
@@ -387,7 +402,7 @@ class RTMPPublishConnection:
                 "NetStream.Publish.Stop",
                 "NetStream.Unpublish.Success",
             ):
-                self._fail(PublishError(f"ingest ended the publish: {code}"))
+                self._fail(PublishError(f"ingest ended the publish: {self._shown(code)}"))
 
 
 def _describe(exc: BaseException) -> str:

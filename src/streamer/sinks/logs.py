@@ -22,6 +22,7 @@ from streamer.events import (
     SessionEnded,
     SessionStarted,
 )
+from streamer.untrusted import escape_controls
 
 _EXTRA_KEYS = ("stream", "session_id", "rendition", "kind", "outcome")
 _COLOURS = {"DEBUG": "2", "INFO": "36", "WARNING": "33", "ERROR": "31", "CRITICAL": "31;1"}
@@ -52,14 +53,18 @@ class TextFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         stamp = time.strftime("%H:%M:%S", time.localtime(record.created))
-        stream = str(getattr(record, "stream", "-"))[: self._width].ljust(self._width)
+        stream = escape_controls(str(getattr(record, "stream", "-")))
+        stream = stream[: self._width].ljust(self._width)
         level = record.levelname[:4]
         if self._colour:
             level = f"\x1b[{_COLOURS.get(record.levelname, '0')}m{level}\x1b[0m"
             stream = f"\x1b[1m{stream}\x1b[0m"
-        line = f"{stamp} {level} {stream} {record.getMessage()}"
+        # One record, one line, no escape sequence but ours: whatever text a platform got
+        # into the message cannot forge log lines or drive the terminal.
+        line = f"{stamp} {level} {stream} {escape_controls(record.getMessage())}"
         if record.exc_info:
-            line += "\n" + self.formatException(record.exc_info)
+            trace = self.formatException(record.exc_info).split("\n")
+            line += "\n" + "\n".join(escape_controls(part) for part in trace)
         return line
 
 

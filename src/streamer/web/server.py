@@ -7,6 +7,8 @@ from collections.abc import Callable
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from streamer.playback import egress
+
 
 def build_app(
     registry: CollectorRegistry, healthy: Callable[[], tuple[bool, str]]
@@ -31,7 +33,18 @@ def build_app(
 
 
 async def serve(app: web.Application, host: str, port: int) -> web.AppRunner:
+    bound: list[tuple[str, int]] = []
+
+    async def forget(_: web.Application) -> None:
+        for address in bound:
+            egress.stopped_listening(*address)
+
+    app.on_cleanup.append(forget)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
+    # Playback fetches must never reach the monitor's own port (see playback/egress.py).
+    bound.extend((str(a[0]), int(a[1])) for a in runner.addresses)
+    for address in bound:
+        egress.listening(*address)
     return runner
