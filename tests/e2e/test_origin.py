@@ -28,7 +28,7 @@ import numpy as np
 import pytest
 
 from streamer.origin.relay import RejectedError, stream_key
-from streamer.origin.rtmp_sniff import PublishSniffer, SniffError
+from streamer.origin.rtmp_chunks import COMMANDS, ChunkError, ChunkReader
 from streamer.publish import amf0, rtmp
 from streamer.signal import timecode
 from streamer.signal.clip import Clip
@@ -315,14 +315,17 @@ def publisher_bytes(stream_name: str, chunk_size: int) -> bytes:
 
 
 @pytest.mark.parametrize("chunk_size", [16, 4096])
-def test_the_relay_reads_the_stream_key_from_any_chunking(chunk_size: int) -> None:
-    sniffer = PublishSniffer()
-    data = publisher_bytes("a-key-longer-than-a-chunk?token=x", chunk_size)
+def test_the_front_reads_the_stream_key_from_any_chunking(chunk_size: int) -> None:
+    reader = ChunkReader(COMMANDS)
+    data = publisher_bytes("a-key-longer-than-a-chunk?token=x", chunk_size)[1 + 2 * 1536 :]
+    commands = []
     for offset in range(0, len(data), 7):  # TCP may cut anywhere
-        sniffer.feed(data[offset : offset + 7])
-    assert (sniffer.app, sniffer.stream_name) == ("live", "a-key-longer-than-a-chunk?token=x")
+        commands += [amf0.decode(m.payload) for m in reader.feed(data[offset : offset + 7])]
+    assert [c[0] for c in commands] == ["connect", "createStream", "publish"]
+    assert commands[0][2] == {"app": "live"}
+    assert commands[2][3] == "a-key-longer-than-a-chunk?token=x"
     assert stream_key("a-key-longer-than-a-chunk?token=x") == "a-key-longer-than-a-chunk"
     with pytest.raises(RejectedError):
         stream_key("../etc")
-    with pytest.raises(SniffError):
-        PublishSniffer().feed(b"GET / HTTP/1.1\r\n")
+    with pytest.raises(ChunkError):
+        ChunkReader().feed(b"\xc5GET / HTTP/1.1\r\n")  # a continuation of nothing

@@ -2,9 +2,11 @@
 
 Publish to rtmp://HOST:RTMP_PORT/live/KEY (any app, any plain key); play
 http://HOST:HTTP_PORT/hls/KEY/index.m3u8. One asyncio loop runs the RTMP relay and the
-HTTP server; each publish is transcoded in its own thread (see relay.py, worker.py).
-Runs until SIGTERM or SIGINT, then ends every publish (their playlists get
-EXT-X-ENDLIST), removes its files and exits 0.
+HTTP server; each accepted publish is transcoded in its own thread (see relay.py,
+worker.py). A finished session's files are removed a playlist's length after it ends.
+Runs until SIGTERM or SIGINT (or, started by the monitor, until the monitor is gone),
+then ends every publish (their playlists get EXT-X-ENDLIST), removes its files and
+exits 0.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 import tempfile
@@ -27,6 +30,9 @@ from streamer.origin.relay import PublishRelay
 log = logging.getLogger("streamer.origin")
 
 EXIT_OK, EXIT_FAILURE = 0, 1
+# Set by the monitor that runs the origin as its child: the origin stops when that
+# process is gone (killed without the chance to stop it), instead of living on orphaned.
+PARENT_PID_ENV = "STREAMER_ORIGIN_PARENT_PID"
 
 
 @dataclass(frozen=True)
@@ -93,7 +99,33 @@ async def _wait_for_stop_signal() -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    await stop.wait()
+    parent = os.environ.get(PARENT_PID_ENV, "")
+    watch = asyncio.create_task(_parent_gone(int(parent))) if parent.isdigit() else None
+    waits = [asyncio.create_task(stop.wait()), *([watch] if watch else [])]
+    _, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    for task in pending:
+        task.cancel()
+
+
+async def _parent_gone(pid: int) -> None:
+    """Returns once process `pid` has ended (never, where pidfds are not available)."""
+    gone = asyncio.Event()
+    try:
+        fd = os.pidfd_open(pid)  # readable once the process has exited
+    except (AttributeError, OSError):
+        if os.getppid() == pid:
+            await asyncio.Event().wait()
+        fd = None
+    if fd is not None:
+        loop = asyncio.get_running_loop()
+        loop.add_reader(fd, gone.set)
+        try:
+            if os.getppid() == pid:  # not already gone before the watch began
+                await gone.wait()
+        finally:
+            loop.remove_reader(fd)
+            os.close(fd)
+    log.warning("the monitor that started this origin is gone")
 
 
 def origin_command(args: argparse.Namespace) -> int:
