@@ -18,10 +18,12 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from streamer.config import MonitorConfig
 from streamer.events import FanOut
+from streamer.livepeer.mode import api_mode
 from streamer.monitor import Monitor
 from streamer.signal.clip import Clip, ClipSpec
 from streamer.sinks.metrics import MetricsSink
 from streamer.web.server import build_app
+from tests.support.fake_livepeer import FakeLivepeer
 
 # Nothing listens on port 1: sessions fail at once, which is all these tests need.
 INGEST = "rtmp://127.0.0.1:1/live/unit-secret-key-0001"
@@ -41,10 +43,11 @@ def _stream(name: str, **extra: Any) -> dict[str, Any]:
     }
 
 
-def _monitor(*streams: dict[str, Any], components: Any = ()) -> Monitor:
+def _monitor(*streams: dict[str, Any], components: Any = (), env: Any = None) -> Monitor:
     config = MonitorConfig.model_validate({"streams": list(streams)})
     metrics = MetricsSink()
-    return Monitor(config, FanOut([metrics]), metrics, components=components)
+    modes = {s.name: m for s in config.streams if (m := api_mode(s, env or {})) is not None}
+    return Monitor(config, FanOut([metrics]), metrics, modes, components=components)
 
 
 def _client(monitor: Monitor) -> TestClient[Any, Any]:
@@ -149,3 +152,29 @@ async def test_a_component_that_is_down_fails_healthz() -> None:
         assert (await response.json())["detail"] == "embedded origin down: killed by SIGKILL"
         state["up"] = True
         assert (await client.get("/healthz")).status == 200
+
+
+async def test_hostile_api_answers_at_start_up_stop_no_stream(cache_dir: Path) -> None:
+    """Nested JSON during the start-up clean-up of leftovers is an api_error; the stream
+    starts anyway, and so does every other."""
+    async with FakeLivepeer(api_key="k", ingest_base="rtmp://127.0.0.1:1/live") as fake:
+        fake.fail_next("list_streams", status=200, body="[" * 100_000 + "]" * 100_000)
+        api = {"livepeer": {"api_url": fake.api_url, "api_key": "k"}, "grace_period": "1s"}
+        monitor = _monitor(
+            {"name": "api", "duration": "30s", **api},
+            _stream("fixed"),
+            env={"LIVEPEER_API_KEY": "k"},
+        )
+        run = asyncio.create_task(monitor.run())
+        try:
+            await _until(lambda: monitor.ready()[0])
+            assert monitor.healthy() == (True, "ok")
+            errors = monitor._metrics.registry.get_sample_value(
+                "streamer_errors_total",
+                {"stream": "api", "kind": "api_error", "rendition": ""}
+                | {"ingest_region": "unknown", "playback_region": "unknown"},
+            )
+            assert errors == 1
+        finally:
+            run.cancel()
+            await asyncio.gather(run, return_exceptions=True)
