@@ -311,6 +311,7 @@ async def _main(
             await origin.start()
         except OriginStartError as exc:
             log.error("the embedded origin did not start: %s", exc)
+            await origin.stop()
             return EXIT_FAILURE
         key = "embedded" + secrets.token_hex(8)
         stream = config.streams[0].model_copy(

@@ -4,7 +4,8 @@ A child process keeps the origin's FFmpeg work (which can hold the GIL) away fro
 monitor's measurements, and lets the monitor end it cleanly. `supervise()` restarts it
 on the same ports when it dies; meanwhile `health()` says it is down and why, which the
 monitor's /healthz reports. The child ends itself when the monitor goes away without
-stopping it (see server.py, PARENT_PID_ENV).
+stopping it (see server.py, PARENT_PID_ENV), and writes into a directory the monitor
+owns, so that a killed child's files are removed too (HLS_DIR_ENV).
 """
 
 from __future__ import annotations
@@ -13,11 +14,14 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
+from pathlib import Path
 
-from streamer.origin.server import PARENT_PID_ENV
+from streamer.origin.server import HLS_DIR_ENV, PARENT_PID_ENV
 
 log = logging.getLogger("streamer.origin")
 
@@ -48,6 +52,8 @@ class EmbeddedOrigin:
     def __init__(self) -> None:
         self.rtmp_port = _free_port()
         self.http_port = _free_port()
+        # Ours, so that a killed child's files can go: each child empties it at start.
+        self.hls_dir = Path(tempfile.mkdtemp(prefix="streamer-origin-"))
         self._process: asyncio.subprocess.Process | None = None
         self._down: str | None = "not started"  # why it is not serving, None while it is
         self._stopping = False
@@ -73,7 +79,7 @@ class EmbeddedOrigin:
 
     async def start(self, within: float = START_TIMEOUT_S) -> None:
         """Starts the process and waits until its HTTP port answers; OriginStartError."""
-        env = {**os.environ, PARENT_PID_ENV: str(os.getpid())}
+        env = {**os.environ, PARENT_PID_ENV: str(os.getpid()), HLS_DIR_ENV: str(self.hls_dir)}
         try:
             process = await asyncio.create_subprocess_exec(
                 sys.executable,
@@ -142,6 +148,7 @@ class EmbeddedOrigin:
         self._stopping = True
         if self._process is not None:
             await self._end(self._process)
+        shutil.rmtree(self.hls_dir, ignore_errors=True)
 
     @staticmethod
     async def _end(process: asyncio.subprocess.Process) -> None:

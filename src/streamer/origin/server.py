@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
+import shutil
 import signal
 import sys
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +36,8 @@ EXIT_OK, EXIT_FAILURE = 0, 1
 # Set by the monitor that runs the origin as its child: the origin stops when that
 # process is gone (killed without the chance to stop it), instead of living on orphaned.
 PARENT_PID_ENV = "STREAMER_ORIGIN_PARENT_PID"
+# Where to write the HLS files, when the caller wants to know (and clean up after a kill).
+HLS_DIR_ENV = "STREAMER_ORIGIN_HLS_DIR"
 
 
 @dataclass(frozen=True)
@@ -70,8 +75,8 @@ class Origin:
 
 
 async def run_origin(config: OriginConfig) -> int:
-    with tempfile.TemporaryDirectory(prefix="streamer-origin-", ignore_cleanup_errors=True) as root:
-        origin = Origin(config, Path(root))
+    with _hls_directory() as root:
+        origin = Origin(config, root)
         try:
             await origin.start()
         except OSError as exc:
@@ -90,6 +95,28 @@ async def run_origin(config: OriginConfig) -> int:
         log.info("stopping")
         await origin.stop()
     return EXIT_OK
+
+
+@contextlib.contextmanager
+def _hls_directory() -> Iterator[Path]:
+    """A fresh temporary directory, or the one the caller gave (HLS_DIR_ENV) emptied of
+    what a killed predecessor left; removed at exit either way."""
+    given = os.environ.get(HLS_DIR_ENV)
+    if not given:
+        with tempfile.TemporaryDirectory(prefix="streamer-origin-") as temporary:
+            yield Path(temporary)
+        return
+    root = Path(given)
+    root.mkdir(parents=True, exist_ok=True)
+    for entry in root.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+    try:
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 async def _wait_for_stop_signal() -> None:
