@@ -21,7 +21,6 @@ import signal
 import sys
 import time
 import traceback
-from asyncio import FIRST_COMPLETED
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
@@ -138,7 +137,7 @@ class Monitor:
             pending = set(tasks)
             try:
                 while pending:
-                    done, pending = await asyncio.wait(pending, return_when=FIRST_COMPLETED)
+                    done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
                     for task in done:
                         self._loop_ended(tasks[task], task)
             finally:
@@ -150,14 +149,13 @@ class Monitor:
 
     def _loop_ended(self, stream: StreamConfig, task: asyncio.Task[None]) -> None:
         exc = None if task.cancelled() else task.exception()
-        secrets = _stream_secrets(stream, self._api_modes.get(stream.name))
+        hidden = _stream_secrets(stream, self._api_modes.get(stream.name))
         if exc is None:
             cause = "cancelled" if task.cancelled() else "ended"
             trace = ""
         else:
-            cause = _redact(f"{type(exc).__name__}: {exc}", secrets)[:_MAX_CAUSE]
-            lines = traceback.format_exception(exc)
-            trace = "\n" + _redact("".join(lines), secrets).rstrip()
+            cause = _redact(f"{type(exc).__name__}: {exc}", hidden)[:_MAX_CAUSE]
+            trace = "\n" + _redact("".join(traceback.format_exception(exc)), hidden).rstrip()
         self._stopped[stream.name] = cause
         running = len(self.config.streams) - len(self._stopped)
         log.error(
