@@ -23,7 +23,7 @@ class ChunkError(ValueError):
     """The bytes are not a valid RTMP chunk stream."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Message:
     csid: int
     type_id: int
@@ -104,7 +104,9 @@ class ChunkReader:
             if type_id == SET_CHUNK_SIZE:
                 self._set_chunk_size(payload)
             if self._keep is None or type_id in self._keep:
-                messages.append(Message(header.csid, type_id, stream_id, payload))
+                messages.append(
+                    Message(csid=header.csid, type_id=type_id, stream_id=stream_id, payload=payload)
+                )
         return True
 
     def _set_chunk_size(self, payload: bytes) -> None:

@@ -51,7 +51,7 @@ class PublisherLeftError(FrontError):
     """The connection ended before `publish` (a port check, a player, a client giving up)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class PublishRequest:
     app: str | None
     stream_name: str  # the key, and maybe "?query": a secret
@@ -139,7 +139,10 @@ class _PrePublish:
                 stream_name = self._on_command(message)
                 if stream_name is not None:
                     return PublishRequest(
-                        self._app, stream_name, message.stream_id, bytes(recorded)
+                        app=self._app,
+                        stream_name=stream_name,
+                        stream_id=message.stream_id,
+                        recorded=bytes(recorded),
                     )
             data = await self._read()
             recorded += data
