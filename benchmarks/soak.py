@@ -6,6 +6,11 @@ decode mode. Every few seconds: RSS, open file descriptors and threads (psutil),
 tasks (written by the process itself). After a warm-up of two session cycles, the first
 cycle's window is compared with the last one's: RSS must grow by less than 5 %; file
 descriptors, tasks and threads must not grow (their peaks, since sessions come and go).
+
+Two more streams run in Livepeer API mode (the local fake API) against streamer's own
+origin (`streamer origin`): every session publishes under a fresh stream key, the case
+where an origin that kept finished sessions' files would fill its disk. The origin's HLS
+directory is measured the same way and must stay flat.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import os
 import signal
 import statistics
@@ -24,13 +30,17 @@ from typing import Any
 
 import psutil
 import yaml
+from tests.support.fake_livepeer import FakeLivepeer
 from tests.support.nginx import NginxOrigin
-from tests.support.ports import free_port
+from tests.support.ports import free_port, wait_for_port
 
 from benchmarks.common import REPO, clip, new_key
 from benchmarks.table import Figure, Target
+from streamer.origin.server import HLS_DIR_ENV
 
 STREAMS = 10
+ORIGIN_STREAMS = 2  # API mode, a fresh key per session, on streamer's own origin
+API_KEY = "soak-api-key"
 TOTAL_SECONDS = 600.0
 SESSION_SECONDS = 60.0
 GRACE_SECONDS = 5.0
@@ -39,7 +49,13 @@ WARM_UP_CYCLES = 2
 SAMPLE_EVERY = 2.0
 
 
-def _config(origin: NginxOrigin, keys: list[str]) -> dict[str, Any]:
+def _config(origin: NginxOrigin, keys: list[str], api_url: str) -> dict[str, Any]:
+    timing = {
+        "duration": f"{SESSION_SECONDS:g}s",
+        "grace_period": f"{GRACE_SECONDS:g}s",
+        "ingest_region": "local",
+        "playback_region": "local",
+    }
     return {
         "metrics_addr": f"127.0.0.1:{free_port()}",
         "streams": [
@@ -47,14 +63,75 @@ def _config(origin: NginxOrigin, keys: list[str]) -> dict[str, Any]:
                 "name": f"soak{i:02d}",
                 "ingest_url": origin.ingest_url(key),
                 "playback_url": origin.playback_url(key),
-                "duration": f"{SESSION_SECONDS:g}s",
-                "grace_period": f"{GRACE_SECONDS:g}s",
-                "ingest_region": "local",
-                "playback_region": "local",
+                **timing,
             }
             for i, key in enumerate(keys)
+        ]
+        + [
+            {
+                "name": f"origin{i:02d}",
+                "livepeer": {"api_url": api_url, "api_key": API_KEY, "profiles": []},
+                **timing,
+            }
+            for i in range(ORIGIN_STREAMS)
         ],
     }
+
+
+def _pythonpath() -> str:
+    """The checkout's sources first, whatever the virtualenv has installed."""
+    return os.pathsep.join([str(REPO), str(REPO / "src"), os.environ.get("PYTHONPATH", "")])
+
+
+class OwnOrigin:
+    """`streamer origin` in a process of its own, writing into `hls_dir`."""
+
+    def __init__(self, hls_dir: Path, log_path: Path) -> None:
+        self.hls_dir = hls_dir
+        self.rtmp_port, self.http_port = free_port(), free_port()
+        with open(log_path, "wb") as log:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "streamer",
+                    "origin",
+                    "--rtmp-port",
+                    str(self.rtmp_port),
+                    "--http-port",
+                    str(self.http_port),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, HLS_DIR_ENV: str(hls_dir), "PYTHONPATH": _pythonpath()},
+                cwd=REPO,
+            )
+        wait_for_port(self.http_port, timeout=30)
+
+    def disk_bytes(self) -> int:
+        total = 0
+        for directory, _, files in os.walk(self.hls_dir):  # errors (a vanished dir) skipped
+            for name in files:
+                with contextlib.suppress(OSError):  # segments come and go meanwhile
+                    total += os.stat(os.path.join(directory, name)).st_size
+        return total
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def _tasks_at(stats: list[dict[str, Any]], start: float, end: float) -> list[int]:
@@ -65,33 +142,45 @@ async def run(workdir: Path, quick: bool = False) -> list[Figure]:
     workdir.mkdir(parents=True, exist_ok=True)
     clip()  # generated before the clock starts
     total = 240.0 if quick else TOTAL_SECONDS
-    origin = NginxOrigin(workdir / "origin").start()
-    keys = [new_key(f"soak{i}x") for i in range(STREAMS)]
-    config = workdir / "streams.yaml"
-    config.write_text(yaml.safe_dump(_config(origin, keys)))
-    events, stats_file = workdir / "events.jsonl", workdir / "stats.jsonl"
-    env = {**os.environ, "LOG_FORMAT": "json", "PYTHONPATH": str(REPO)}
     samples: list[dict[str, float]] = []
-    with open(workdir / "monitor.log", "wb") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "benchmarks.monitor_proc",
-                str(events),
-                str(stats_file),
-                "--",
-                "monitor",
-                "--config",
-                str(config),
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=REPO,
+    events, stats_file = workdir / "events.jsonl", workdir / "stats.jsonl"
+    async with contextlib.AsyncExitStack() as stack:
+        origin = NginxOrigin(workdir / "origin").start()
+        stack.callback(origin.stop)
+        own = OwnOrigin(workdir / "own-origin-hls", workdir / "own-origin.log")
+        stack.callback(own.stop)
+        api = await stack.enter_async_context(
+            FakeLivepeer(
+                api_key=API_KEY,
+                ingest_base=f"rtmp://127.0.0.1:{own.rtmp_port}/live",
+                playback_base=f"http://127.0.0.1:{own.http_port}/hls",
+                playback_id_is_stream_key=True,
+            )
         )
-    started = time.time()
-    try:
+        keys = [new_key(f"soak{i}x") for i in range(STREAMS)]
+        config = workdir / "streams.yaml"
+        config.write_text(yaml.safe_dump(_config(origin, keys, api.api_url)))
+        env = {**os.environ, "LOG_FORMAT": "json", "PYTHONPATH": _pythonpath()}
+        with open(workdir / "monitor.log", "wb") as log:
+            process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "benchmarks.monitor_proc",
+                    str(events),
+                    str(stats_file),
+                    "--",
+                    "monitor",
+                    "--config",
+                    str(config),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=REPO,
+            )
+        stack.callback(_stop, process)
+        started = time.time()
         ps = psutil.Process(process.pid)
         while time.time() - started < total:
             if process.poll() is not None:
@@ -103,17 +192,10 @@ async def run(workdir: Path, quick: bool = False) -> list[Figure]:
                         "rss": ps.memory_info().rss,
                         "fds": ps.num_fds(),
                         "threads": ps.num_threads(),
+                        "disk": own.disk_bytes(),
                     }
                 )
             await asyncio.sleep(SAMPLE_EVERY)
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        origin.stop()
     stats = [json.loads(line) for line in stats_file.read_text().splitlines() if line.strip()]
     sessions = [
         json.loads(line) for line in events.read_text().splitlines() if '"session_ended"' in line
@@ -146,6 +228,25 @@ async def run(workdir: Path, quick: bool = False) -> list[Figure]:
             },
         )
     ]
+    disk_first = statistics.median(window("disk", first) or [math.nan]) / 1e6
+    disk_last = statistics.median(window("disk", last) or [math.nan]) / 1e6
+    figures.append(
+        Figure(
+            "soak",
+            f"streamer origin disk use: last cycle - first cycle (medians, "
+            f"{ORIGIN_STREAMS} streams, a new key per session)",
+            disk_last - disk_first,
+            "MB",
+            Target("<", 1.0, text="< 1 MB (flat)"),
+            details={
+                "first_cycle_median_mb": disk_first,
+                "last_cycle_median_mb": disk_last,
+                "first_cycle_peak_mb": max(window("disk", first), default=0) / 1e6,
+                "last_cycle_peak_mb": max(window("disk", last), default=0) / 1e6,
+                "stream_keys_used": len(api.created),
+            },
+        )
+    )
     for key, label, values in (
         ("fds", "open file descriptors", None),
         ("threads", "threads", None),

@@ -17,6 +17,7 @@ import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from dotenv import dotenv_values
@@ -27,6 +28,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -45,12 +47,46 @@ class ConfigError(Exception):
 
 
 class ClipSettings(BaseModel):
+    """The test clip; checked here so that a clip the encoder cannot make is a
+    configuration error naming the field, not a stream that dies at start-up."""
+
     model_config = ConfigDict(extra="forbid")
     width: int = Field(640, ge=64, le=3840)
     height: int = Field(360, ge=64, le=2160)
     fps: int = Field(30, ge=1, le=60)
     gop: float = Field(2.0, gt=0, le=10, description="seconds between keyframes")
     bitrate: int = Field(1_000_000, ge=50_000, le=20_000_000)
+
+    @field_validator("width", "height")
+    @classmethod
+    def _even(cls, value: int) -> int:
+        if value % 2:
+            raise ValueError(f"must be even (H.264 with 4:2:0 chroma), got {value}")
+        return value
+
+    @field_validator("gop")
+    @classmethod
+    def _whole_gops(cls, value: float, info: ValidationInfo) -> float:
+        from streamer.signal.clip import ClipSpec  # PyAV: imported only to validate
+
+        fps = info.data.get("fps")
+        if fps is None:
+            return value  # fps is invalid itself, and reported so
+        seconds = ClipSpec.seconds
+        frames = round(value * fps)
+        if frames < 1 or round(seconds * fps) % frames:
+            raise ValueError(
+                f"{value:g}s at {fps} fps does not divide the {seconds:g}s test clip into "
+                "whole GOPs; use e.g. 1, 2, 3, 4, 5, 6 or 10"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _usable(self) -> ClipSettings:
+        from streamer.setup import clip_spec
+
+        clip_spec(self)  # ValueError: anything else the clip itself refuses
+        return self
 
 
 class LivepeerSettings(BaseModel):
@@ -66,6 +102,19 @@ class LivepeerSettings(BaseModel):
     profiles: list[dict[str, Any]] | None = None
     record: bool = False
     playback_policy: Literal["public", "jwt"] = "public"
+
+    @field_validator("api_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        # The URL is not echoed: it may carry credentials.
+        try:
+            parts = urlsplit(value.strip())
+            parts.port  # noqa: B018 (raises ValueError on a bad port)
+        except ValueError:
+            raise ValueError("malformed URL") from None
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL with a host")
+        return value.strip()
 
 
 class StreamConfig(BaseModel):
@@ -341,6 +390,7 @@ def from_environment(env: Mapping[str, str]) -> MonitorConfig | None:
             ("expected_renditions", "EXPECTED_RENDITIONS"),
             ("fetch_allow", "FETCH_ALLOW"),
             ("fetch_deny", "FETCH_DENY"),
+            ("livepeer.api_url", "LIVEPEER_API_URL"),
         ):
             message = message.replace(f": {field}:", f": {variable}:")
         raise ConfigError(message.replace("streams[0] ('", "environment ('")) from None

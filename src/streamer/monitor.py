@@ -4,6 +4,10 @@ Each stream loops: a session for `duration`, a pause of `grace_period`, again. S
 start spread out over the first grace period so that they do not all publish at once.
 Nothing a platform does ends the loop; SIGTERM/SIGINT end it within seconds, the running
 sessions counted as `aborted`.
+
+A stream loop that dies anyway (its setup failed: an unwritable clip cache, say) is logged
+with its cause and traceback; the other streams go on, `/healthz` answers 503 naming it
+(so that Kubernetes restarts the pod), and once no loop is left the monitor exits 1.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ import secrets
 import signal
 import sys
 import time
+import traceback
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import aiohttp
@@ -30,21 +36,29 @@ from streamer.config import (
     parse_listen_address,
 )
 from streamer.events import FanOut
+from streamer.exit_codes import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from streamer.livepeer.client import LivepeerAPIError
 from streamer.livepeer.mode import ApiMode, api_mode, provisioner
-from streamer.origin.embedded import EmbeddedOrigin
+from streamer.livepeer.provision import LivepeerProvisioner
+from streamer.origin.embedded import EmbeddedOrigin, OriginStartError
+from streamer.publish.flv import FlvClip
 from streamer.session import Session, SessionSettings
 from streamer.setup import clip_spec, flv_clip, labels, session_settings
+from streamer.signal.clip import ClipSpec
 from streamer.sinks.alerts import AlertManager, AlertSettings
 from streamer.sinks.logs import LogSink, setup_logging
 from streamer.sinks.metrics import MetricsSink
 from streamer.sinks.notifiers import NotifyError, notifiers_from_env
+from streamer.urls import InvalidURLError, parse_ingest
 from streamer.web.server import build_app, serve
 from streamer.web.status import StatusStore, add_status_routes
 
 log = logging.getLogger("streamer.monitor")
 
 STOP_GRACE_SECONDS = 4.0
+
+
+HealthCheck = Callable[[], tuple[bool, str]]
 
 
 class Monitor:
@@ -54,16 +68,46 @@ class Monitor:
         sink: FanOut,
         metrics: MetricsSink,
         api_modes: dict[str, ApiMode] | None = None,
+        components: Sequence[HealthCheck] = (),
     ) -> None:
         self.config = config
         self.sink = sink
         self._metrics = metrics
         self._api_modes = api_modes or {}
+        self._components = tuple(components)  # e.g. the embedded origin's supervisor
         self._progress: dict[str, float] = {}
+        self._started: set[str] = set()  # loops past their setup, running sessions
+        self._stopped: dict[str, str] = {}  # dead loops: stream name -> cause
+        self._clips: dict[ClipSpec, asyncio.Task[FlvClip]] = {}
+
+    @property
+    def stopped(self) -> dict[str, str]:
+        """Streams whose loop has ended, with the cause (secrets masked)."""
+        return dict(self._stopped)
 
     def healthy(self) -> tuple[bool, str]:
+        """Unhealthy: a stream loop died, a component is down, or a loop is stuck."""
+        problems = [f"stream {name!r} stopped: {cause}" for name, cause in self._stopped.items()]
+        for check in self._components:
+            ok, detail = check()
+            if not ok:
+                problems.append(detail)
+        problems.extend(self._stuck())
+        return (False, "; ".join(problems)) if problems else (True, "ok")
+
+    def ready(self) -> tuple[bool, str]:
+        """Ready once every stream loop has started (clip loaded, target set up)."""
+        if self._stopped:
+            return False, "stopped: " + ", ".join(repr(name) for name in self._stopped)
+        waiting = [s.name for s in self.config.streams if s.name not in self._started]
+        if waiting:
+            return False, "starting: " + ", ".join(repr(name) for name in waiting)
+        return True, "ok"
+
+    def _stuck(self) -> list[str]:
         """Stuck = a stream whose loop has not moved for longer than a session could last."""
         now = time.monotonic()
+        stuck = []
         for stream in self.config.streams:
             last = self._progress.get(stream.name)
             limit = (
@@ -74,41 +118,66 @@ class Monitor:
                 + stream.connect_timeout
                 + 60
             )
-            if last is not None and now - last > limit:
-                return False, f"stream {stream.name!r} made no progress for {now - last:.0f}s"
-        return True, "ok"
+            if stream.name not in self._stopped and last is not None and now - last > limit:
+                stuck.append(f"stream {stream.name!r} made no progress for {now - last:.0f}s")
+        return stuck
 
     async def run(self) -> None:
+        """Runs every stream's loop; returns once none is left (each one that ended is
+        logged and reported by `healthy()`)."""
         async with aiohttp.ClientSession() as http:
             count = len(self.config.streams)
-            tasks = [
+            tasks = {
                 asyncio.create_task(
                     self._loop(stream, http, i * stream.grace_period / count),
                     name=f"stream-{stream.name}",
-                )
+                ): stream
                 for i, stream in enumerate(self.config.streams)
-            ]
+            }
+            pending = set(tasks)
             try:
-                await asyncio.gather(*tasks)
+                while pending:
+                    done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                    for task in done:
+                        self._loop_ended(tasks[task], task)
             finally:
-                for task in tasks:
+                for task in pending:
                     task.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
+                await asyncio.gather(*pending, return_exceptions=True)
+                for clip in self._clips.values():
+                    clip.cancel()
+
+    def _loop_ended(self, stream: StreamConfig, task: asyncio.Task[None]) -> None:
+        exc = None if task.cancelled() else task.exception()
+        hidden = _stream_secrets(stream, self._api_modes.get(stream.name))
+        if exc is None:
+            cause = "cancelled" if task.cancelled() else "ended"
+            trace = ""
+        else:
+            cause = _redact(f"{type(exc).__name__}: {exc}", hidden)[:_MAX_CAUSE]
+            trace = "\n" + _redact("".join(traceback.format_exception(exc)), hidden).rstrip()
+        self._stopped[stream.name] = cause
+        running = len(self.config.streams) - len(self._stopped)
+        log.error(
+            "stream loop stopped (%d of %d streams still running): %s%s",
+            running,
+            len(self.config.streams),
+            cause,
+            trace,
+            extra={"stream": stream.name},
+        )
 
     async def _loop(self, stream: StreamConfig, http: aiohttp.ClientSession, offset: float) -> None:
         self._progress[stream.name] = time.monotonic()
-        await asyncio.sleep(offset)
-        flv = await asyncio.to_thread(flv_clip, clip_spec(stream.clip))
+        spec = clip_spec(stream.clip)
+        flv = await self._clip(spec)
         settings = await self._settings(stream, http)
+        self._started.add(stream.name)
+        self._progress[stream.name] = time.monotonic()
+        await asyncio.sleep(offset)  # spread the streams' sessions out
         while True:
             self._progress[stream.name] = time.monotonic()
-            session = Session(
-                settings,
-                flv,
-                clip_spec(stream.clip),
-                self.sink,
-                http,
-            )
+            session = Session(settings, flv, spec, self.sink, http)
             try:
                 await session.run()
             except asyncio.CancelledError:
@@ -117,6 +186,14 @@ class Monitor:
                 log.exception("session crashed", extra={"stream": stream.name})
             self._progress[stream.name] = time.monotonic()
             await asyncio.sleep(stream.grace_period)
+
+    async def _clip(self, spec: ClipSpec) -> FlvClip:
+        # One generation per clip, however many streams share it: encoding is expensive.
+        task = self._clips.get(spec)
+        if task is None:
+            task = asyncio.create_task(asyncio.to_thread(flv_clip, spec), name="clip")
+            self._clips[spec] = task
+        return await asyncio.shield(task)
 
     async def _settings(self, stream: StreamConfig, http: aiohttp.ClientSession) -> SessionSettings:
         mode = self._api_modes.get(stream.name)
@@ -129,12 +206,7 @@ class Monitor:
             http,
             lambda op, seconds: self._metrics.api_latency.labels(op).observe(seconds),
         )
-        try:  # test streams left behind by a crashed run
-            await api.delete_leftovers()
-        except LivepeerAPIError as exc:
-            log.warning(
-                "could not clean up leftover test streams: %s", exc, extra={"stream": stream.name}
-            )
+        await self._delete_leftovers(stream, api)
         # The URLs are placeholders: the provisioner creates the real ones per session.
         return session_settings(
             stream,
@@ -142,6 +214,45 @@ class Monitor:
             "http://api.invalid/pending.m3u8",
             provisioner=api,
         )
+
+    async def _delete_leftovers(self, stream: StreamConfig, api: LivepeerProvisioner) -> None:
+        """Test streams left behind by a crashed run; best effort, never fatal."""
+        try:
+            await api.delete_leftovers()
+        except LivepeerAPIError as exc:
+            self._metrics.errors.labels(*_label_values(stream), "api_error", "").inc()
+            log.warning(
+                "api_error: could not clean up leftover test streams: %s",
+                exc,
+                extra={"stream": stream.name, "kind": "api_error"},
+            )
+        except Exception:  # a bug in the clean-up must not keep the stream from running
+            log.exception("cleaning up leftover test streams failed", extra={"stream": stream.name})
+
+
+_MAX_CAUSE = 300
+
+
+def _label_values(stream: StreamConfig) -> tuple[str, str, str]:
+    return stream.name, stream.ingest_region, stream.playback_region
+
+
+def _stream_secrets(stream: StreamConfig, mode: ApiMode | None) -> tuple[str, ...]:
+    found: list[str] = []
+    if stream.ingest_url:
+        with contextlib.suppress(InvalidURLError):
+            found.append(parse_ingest(stream.ingest_url).stream_key)
+    if stream.livepeer is not None and stream.livepeer.api_key is not None:
+        found.append(stream.livepeer.api_key.get_secret_value())
+    if mode is not None:
+        found.append(mode.api_key)
+    return tuple(s for s in found if s)
+
+
+def _redact(text: str, secrets: Iterable[str]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, "****")
+    return text
 
 
 def _load_config(args: argparse.Namespace) -> tuple[MonitorConfig, bool]:
@@ -191,11 +302,15 @@ async def _main(
         alerts = AlertManager(notifiers, metrics.registry, AlertSettings.from_env(env))
         sink.add(alerts)
         log.info("alerting through %s", ", ".join(n.name for n in notifiers))
-    alerts_task = asyncio.create_task(alerts.run()) if alerts is not None else None
     origin: EmbeddedOrigin | None = None
     if embedded:
         origin = EmbeddedOrigin()
-        await origin.start()
+        try:
+            await origin.start()
+        except OriginStartError as exc:
+            log.error("the embedded origin did not start: %s", exc)
+            await origin.stop()
+            return EXIT_FAILURE
         key = "embedded" + secrets.token_hex(8)
         stream = config.streams[0].model_copy(
             update={"ingest_url": origin.ingest_url(key), "playback_url": origin.playback_url(key)}
@@ -204,25 +319,37 @@ async def _main(
         log.info("no ingest configured: monitoring the embedded origin (%s)", origin.describe())
     for stream in config.streams:
         metrics.register_stream(labels(stream))
-    monitor = Monitor(config, sink, metrics, api_modes)
+    components = [origin.health] if origin is not None else []
+    monitor = Monitor(config, sink, metrics, api_modes, components)
     status = StatusStore()
     for stream in config.streams:
         status.register_stream(labels(stream))
     sink.add(status)
-    app = build_app(metrics.registry, monitor.healthy)
+    app = build_app(metrics.registry, monitor.healthy, monitor.ready)
     add_status_routes(app, status)
     host, port = parse_listen_address(config.metrics_addr)
-    runner = await serve(app, host, port)
+    try:
+        runner = await serve(app, host, port)
+    except OSError as exc:
+        print(f"streamer: cannot serve on {config.metrics_addr}: {exc.strerror}", file=sys.stderr)
+        if origin is not None:
+            await origin.stop()
+        return EXIT_USAGE
     log.info("serving /metrics, /healthz, /readyz and the status page on %s:%d", host, port)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    background = [asyncio.create_task(alerts.run())] if alerts is not None else []
+    if origin is not None:
+        background.append(asyncio.create_task(origin.supervise(), name="origin-supervisor"))
     run_task = asyncio.create_task(monitor.run(), name="monitor")
     stop_task = asyncio.create_task(stop.wait())
     try:
         await asyncio.wait([run_task, stop_task], return_when=asyncio.FIRST_COMPLETED)
+        if not stop.is_set():
+            _log_run_ended(run_task)
     finally:
         log.info("stopping")
         run_task.cancel()
@@ -230,13 +357,25 @@ async def _main(
             async with asyncio.timeout(STOP_GRACE_SECONDS):
                 await run_task
         stop_task.cancel()
-        if alerts is not None and alerts_task is not None:
+        if alerts is not None:
             await alerts.aclose(drain_seconds=2.0)
-            alerts_task.cancel()
+        for task in background:
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
         await runner.cleanup()
         if origin is not None:
             await origin.stop()
-    return 0
+    # A stopped stream loop is a crash, whether or not a signal ended the rest.
+    return EXIT_FAILURE if monitor.stopped or not stop.is_set() else EXIT_OK
+
+
+def _log_run_ended(run_task: asyncio.Task[None]) -> None:
+    """The monitor's run ended by itself: every stream loop is gone."""
+    exc = run_task.exception()
+    if exc is not None:
+        log.error("the monitor crashed", exc_info=exc)
+    else:
+        log.error("no stream loop is left: exiting with status %d", EXIT_FAILURE)
 
 
 def monitor_command(args: argparse.Namespace) -> int:
@@ -249,8 +388,4 @@ def monitor_command(args: argparse.Namespace) -> int:
         raise ConfigError(str(exc)) from None
     width = max(len(s.name) for s in config.streams)
     setup_logging(env.get("LOG_FORMAT", "auto"), name_width=min(max(width, 8), 24))
-    try:
-        return asyncio.run(_main(config, embedded, env, api_modes))
-    except OSError as exc:
-        print(f"streamer: cannot serve on {config.metrics_addr}: {exc.strerror}", file=sys.stderr)
-        return 2
+    return asyncio.run(_main(config, embedded, env, api_modes))

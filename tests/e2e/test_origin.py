@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import signal
 import socket
@@ -25,10 +26,11 @@ from pathlib import Path
 import av
 import m3u8
 import numpy as np
+import psutil
 import pytest
 
-from streamer.origin.relay import RejectedError, stream_key
-from streamer.origin.rtmp_sniff import PublishSniffer, SniffError
+from streamer.origin.relay import RETAIN_AFTER_END_S, RejectedError, stream_key
+from streamer.origin.rtmp_chunks import COMMANDS, ChunkError, ChunkReader
 from streamer.publish import amf0, rtmp
 from streamer.signal import timecode
 from streamer.signal.clip import Clip
@@ -298,10 +300,11 @@ def test_sigterm_when_idle_exits_promptly(origin: Origin) -> None:
     assert origin.process.returncode == 0
 
 
-def publisher_bytes(stream_name: str, chunk_size: int) -> bytes:
-    """What an RTMP publisher sends up to `publish`, as streamer's own client frames it."""
+def publisher_messages(stream_name: str, chunk_size: int) -> list[bytes]:
+    """What an RTMP publisher sends after the handshake up to `publish`, as streamer's own
+    client frames it: Set Chunk Size, connect, createStream, publish."""
     command = rtmp.COMMAND_AMF0
-    messages = [
+    return [
         rtmp.chunk_message(2, rtmp.SET_CHUNK_SIZE, 0, 0, struct.pack(">I", chunk_size), 128),
         rtmp.chunk_message(
             3, command, 0, 0, amf0.encode("connect", 1.0, {"app": "live"}), chunk_size
@@ -311,18 +314,221 @@ def publisher_bytes(stream_name: str, chunk_size: int) -> bytes:
             8, command, 0, 1, amf0.encode("publish", 0.0, None, stream_name, "live"), chunk_size
         ),
     ]
-    return b"\x03" + bytes(2 * 1536) + b"".join(messages)
 
 
 @pytest.mark.parametrize("chunk_size", [16, 4096])
-def test_the_relay_reads_the_stream_key_from_any_chunking(chunk_size: int) -> None:
-    sniffer = PublishSniffer()
-    data = publisher_bytes("a-key-longer-than-a-chunk?token=x", chunk_size)
+def test_the_front_reads_the_stream_key_from_any_chunking(chunk_size: int) -> None:
+    reader = ChunkReader(COMMANDS)
+    data = b"".join(publisher_messages("a-key-longer-than-a-chunk?token=x", chunk_size))
+    commands = []
     for offset in range(0, len(data), 7):  # TCP may cut anywhere
-        sniffer.feed(data[offset : offset + 7])
-    assert (sniffer.app, sniffer.stream_name) == ("live", "a-key-longer-than-a-chunk?token=x")
+        commands += [amf0.decode(m.payload) for m in reader.feed(data[offset : offset + 7])]
+    assert [c[0] for c in commands] == ["connect", "createStream", "publish"]
+    assert commands[0][2] == {"app": "live"}
+    assert commands[2][3] == "a-key-longer-than-a-chunk?token=x"
     assert stream_key("a-key-longer-than-a-chunk?token=x") == "a-key-longer-than-a-chunk"
     with pytest.raises(RejectedError):
         stream_key("../etc")
-    with pytest.raises(SniffError):
-        PublishSniffer().feed(b"GET / HTTP/1.1\r\n")
+    with pytest.raises(ChunkError):
+        ChunkReader().feed(b"\xc5GET / HTTP/1.1\r\n")  # a continuation of nothing
+
+
+# -- no transcoder before a key is accepted ---------------------------------------------------
+
+
+def _threads(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("Threads:"):
+            return int(line.split()[1])
+    raise AssertionError("no thread count")
+
+
+def _handshake(port: int) -> socket.socket:
+    """A client that completes the RTMP handshake and then says what the test wants."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    sock.sendall(b"\x03" + bytes(1536))
+    answer = b""
+    while len(answer) < 1 + 2 * 1536:
+        answer += sock.recv(65536)
+    assert answer[0] == 3
+    sock.sendall(answer[1 : 1 + 1536])  # C2
+    return sock
+
+
+def _commands(sock: socket.socket, count: int) -> list[list[object]]:
+    """The next `count` command messages the server sends."""
+    reader = ChunkReader(COMMANDS)
+    found: list[list[object]] = []
+    while len(found) < count:
+        data = sock.recv(65536)
+        assert data, "the server hung up"
+        found += [amf0.decode(m.payload) for m in reader.feed(data)]
+    return found
+
+
+def test_no_transcoder_starts_before_a_stream_key_is_accepted(origin: Origin, clip: Clip) -> None:
+    baseline = _threads(origin.process.pid)
+    idle = []
+    try:
+        # Twenty clients that connect (the front answers them) and never publish.
+        for _ in range(20):
+            sock = _handshake(origin.rtmp_port)
+            sock.sendall(b"".join(publisher_messages("unused", 4096)[:2]))  # up to connect
+            assert _commands(sock, 1)[0][:2] == ["_result", 1.0]
+            idle.append(sock)
+        # A key the origin refuses: told so, and no transcoder for it either.
+        sock = _handshake(origin.rtmp_port)
+        sock.sendall(b"".join(publisher_messages("../../etc", 4096)))
+        status = _commands(sock, 3)[-1]
+        assert status[0] == "onStatus"
+        assert status[3] == {
+            "level": "error",
+            "code": "NetStream.Publish.BadName",
+            "description": "stream key must be 1-128 letters, digits, '.', '_' or '-'",
+        }
+        sock.close()
+        assert _threads(origin.process.pid) <= baseline
+        # A real publisher still gets through meanwhile, transcoded in its own thread.
+        key = "accepted-key-0001"
+        publisher = ffmpeg_publish(clip, origin.ingest_url(key), seconds=4)
+        wait_for(lambda: get(origin.url(f"/hls/{key}/index.m3u8")).status == 200, timeout=10)
+        assert _threads(origin.process.pid) > baseline
+        _, errors = publisher.communicate(timeout=30)
+        assert publisher.returncode == 0, errors
+    finally:
+        for sock in idle:
+            sock.close()
+    assert "rejected: stream key must be" in origin.log()
+
+
+# -- a finished session's files ---------------------------------------------------------------
+
+
+def test_a_finished_sessions_files_are_removed_after_a_playlists_length(
+    origin: Origin, clip: Clip
+) -> None:
+    """Kept while viewers may still fetch the last segments; removed after: disk use stays
+    bounded however many keys come and go. A key published again keeps its new files."""
+    files = re.search(r"HLS files in (\S+)", origin.log())
+    assert files is not None
+    root = Path(files.group(1))
+    again, once = "republished-key-01", "one-off-key-0002"
+    first = ffmpeg_publish(clip, origin.ingest_url(again), seconds=3)
+    assert first.wait(timeout=30) == 0
+    wait_for(lambda: "publisher disconnected: key repu****" in origin.log(), timeout=5)
+    ended = time.monotonic()
+    # Right after the end, the last playlist and its segments are still served.
+    playlist = get(origin.url(f"/hls/{again}/360p/index.m3u8"))
+    assert playlist.status == 200 and b"#EXT-X-ENDLIST" in playlist.body
+    segment = m3u8.loads(playlist.body.decode()).segments[-1].uri
+    assert get(origin.url(f"/hls/{again}/360p/{segment}")).status == 200
+    # The same key again (its old files go at once), and another key that ends soon.
+    second = ffmpeg_publish(clip, origin.ingest_url(again), seconds=30)
+    other = ffmpeg_publish(clip, origin.ingest_url(once), seconds=3)
+    try:
+        assert other.wait(timeout=30) == 0
+        wait_for(lambda: "publisher disconnected: key one-****" in origin.log(), timeout=5)
+        other_ended = time.monotonic()
+        assert (root / once).is_dir()
+        # Past the first session's removal time: the second session's files are intact.
+        time.sleep(max(0.0, ended + RETAIN_AFTER_END_S + 2 - time.monotonic()))
+        assert second.poll() is None
+        live = get(origin.url(f"/hls/{again}/360p/index.m3u8"))
+        assert live.status == 200 and b"#EXT-X-ENDLIST" not in live.body
+        # Past the other key's removal time: its files are gone.
+        wait_for(lambda: not (root / once).exists(), timeout=other_ended + 30 - time.monotonic())
+        assert time.monotonic() - other_ended >= RETAIN_AFTER_END_S - 0.5
+        assert get(origin.url(f"/hls/{once}/index.m3u8")).status == 404
+    finally:
+        for publisher in (second, other):
+            if publisher.poll() is None:
+                publisher.kill()
+                publisher.wait()
+
+
+# -- the embedded origin, supervised by the monitor -------------------------------------------
+
+
+def _health(port: int) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as answer:
+            return answer.status, json.loads(answer.read())["detail"]
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())["detail"]
+
+
+def _origin_child(monitor_pid: int) -> psutil.Process:
+    children = [
+        p for p in psutil.Process(monitor_pid).children() if "origin" in " ".join(p.cmdline())
+    ]
+    assert len(children) == 1, children
+    return children[0]
+
+
+def _successes(port: int) -> float:
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("streamer_tests_total{") and 'outcome="success"' in line
+    )
+
+
+def test_the_monitor_restarts_its_embedded_origin_and_reports_it_down_meanwhile(
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if k not in ("INJEST_URL", "INGEST_URL")},
+        "METRICS_ADDR": f"127.0.0.1:{port}",
+        "DURATION": "8s",
+        "GRACE_PERIOD": "2s",
+        "LOG_FORMAT": "text",
+    }
+    monitor = subprocess.Popen(
+        [sys.executable, "-m", "streamer", "monitor"],
+        cwd=tmp_path,
+        env=env,
+        stdout=(tmp_path / "monitor.log").open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_for_port(port, timeout=30)
+        wait_for(lambda: _successes(port) >= 1, timeout=60)
+        assert _health(port) == (200, "ok")
+        first = _origin_child(monitor.pid)
+        killed_at = time.time()
+        first.kill()
+        statuses: list[tuple[int, str]] = []
+
+        def recovered() -> bool:
+            statuses.append(_health(port))
+            return statuses[-1][0] == 200 and len(statuses) > 1
+
+        wait_for(recovered, timeout=30)
+        down = [s for s in statuses if s[0] == 503]
+        assert down and down[0][1] == "embedded origin down: killed by SIGKILL", statuses
+        second = _origin_child(monitor.pid)
+        assert second.pid != first.pid
+        # The killed origin's files went when the new one started.
+        files = re.search(r"HLS files in (\S+)", (tmp_path / "monitor.log").read_text())
+        assert files is not None
+        hls = Path(files.group(1))
+        assert hls.is_dir()
+        assert all(f.stat().st_mtime >= killed_at for f in hls.rglob("*")), killed_at
+        # Back to measuring: the next sessions succeed on the restarted origin.
+        after = _successes(port)
+        wait_for(lambda: _successes(port) >= after + 1, timeout=60)
+        assert _health(port) == (200, "ok")
+        # A monitor killed outright takes its origin with it: nothing is left orphaned.
+        monitor.kill()
+        monitor.wait(timeout=10)
+        second.wait(timeout=10)
+        assert not hls.exists()
+    finally:
+        if monitor.poll() is None:
+            monitor.kill()
+            monitor.wait()
+    log = (tmp_path / "monitor.log").read_text()
+    assert "the embedded origin died (killed by SIGKILL): restarting it" in log
+    assert "the embedded origin is back (restart 1)" in log

@@ -3,8 +3,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
-from streamer.config import ConfigError, from_environment, load_file, parse_listen_address
+from streamer import cli
+from streamer.config import (
+    ClipSettings,
+    ConfigError,
+    from_environment,
+    load_file,
+    parse_listen_address,
+)
+from streamer.signal.clip import ClipSpec
 
 
 def _write(tmp_path: Path, text: str) -> Path:
@@ -118,3 +127,55 @@ def test_listen_address() -> None:
     assert parse_listen_address(":9091") == ("0.0.0.0", 9091)
     with pytest.raises(ConfigError, match="METRICS_ADDR"):
         parse_listen_address("9090")
+
+
+_STREAM = (
+    "streams:\n  - name: {name}\n    injest_url: rtmp://h/live/k\n    playback_url: http://h/a\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("settings", "field"),
+    [
+        ("clip: {width: 641}", "clip.width: must be even"),
+        ("clip: {height: 359}", "clip.height: must be even"),
+        ("clip: {gop: 7}", "clip.gop: 7s at 30 fps does not divide the 60s test clip"),
+        ("clip: {fps: 25, gop: 0.01}", "clip.gop: 0.01s at 25 fps"),
+        ("livepeer: {api_url: livepeer.studio/api}", "livepeer.api_url: must be an http"),
+        ("livepeer: {api_url: 'ftp://h/api'}", "livepeer.api_url: must be an http"),
+        ("livepeer: {api_url: 'https://h:99999/api'}", "livepeer.api_url: malformed URL"),
+    ],
+)
+def test_settings_that_would_fail_at_start_up_are_configuration_errors(
+    tmp_path: Path, settings: str, field: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Caught before anything starts, with exit code 2, naming the stream and the field:
+    found at start-up instead, one stream's setting used to stop every stream."""
+    path = _write(tmp_path, _STREAM.format(name="cam-7") + f"    {settings}\n")
+    assert cli.main(["monitor", "--config", str(path)]) == 2
+    error = capsys.readouterr().err
+    assert "streams[0] ('cam-7'): " + field in error
+
+
+def test_the_api_url_variable_is_named() -> None:
+    with pytest.raises(ConfigError, match="LIVEPEER_API_URL: must be an http"):
+        from_environment({"LIVEPEER_API_KEY": "k", "LIVEPEER_API_URL": "studio/api"})
+
+
+@pytest.mark.parametrize("fps", [1, 7, 24, 25, 30, 50, 60])
+def test_every_clip_the_configuration_accepts_can_be_made(fps: int) -> None:
+    """The configuration's clip rules and ClipSpec's agree: no accepted setting fails at
+    start-up, and none that would work is refused."""
+    for gop in (0.01, 0.04, 0.5, 1, 1.5, 2, 2.5, 3, 4, 5, 6, 7, 8, 9, 10):
+        for width in (64, 65, 640, 641):
+            settings = {"fps": fps, "gop": gop, "width": width}
+            try:
+                spec = ClipSpec(width=width, fps=fps, gop_seconds=gop)
+            except ValueError:
+                spec = None
+            try:
+                ClipSettings.model_validate(settings)
+                accepted = True
+            except ValidationError:
+                accepted = False
+            assert accepted == (spec is not None), settings

@@ -333,6 +333,30 @@ async def test_delete_leftovers_deletes_only_matching_names(
     assert set(fake.streams) == {kept, other, sibling}
 
 
+def _nested(depth: int) -> str:
+    """A stream list whose one entry nests `depth` arrays deep."""
+    return '[{"id": "x", "name": "streamer-eu-main-1", "tags": ' + "[" * depth + "]" * depth + "}]"
+
+
+@pytest.mark.parametrize("depth", [40, 1_000, 200_000])
+async def test_deeply_nested_json_is_an_api_error_not_a_crash(
+    fake: FakeLivepeer, session: aiohttp.ClientSession, depth: int
+) -> None:
+    """Above the parser's recursion limit it used to raise RecursionError, which ended the
+    stream's loop at start-up (and, with it, every other stream's)."""
+    fake.add_stream("streamer-eu-main-00000001")
+    fake.fail_next("list_streams", status=200, body=_nested(depth))
+    client = make_client(fake, session)
+    with pytest.raises(LivepeerAPIError, match=r"^list_streams: 200 malformed JSON .* deeper"):
+        await client.delete_leftovers(stream_name_prefix("eu-main"))
+    fake.fail_next("create_stream", status=500, body=_nested(depth))
+    with pytest.raises(LivepeerAPIError, match=r"^create_stream: 500 Internal Server Error$"):
+        await client.create_stream("n")
+    # Answers that nest as deep as the API's own still parse.
+    fake.fail_next("list_streams", status=200, body=_nested(8))
+    assert [s.name for s in await client.list_streams()] == ["streamer-eu-main-1"]
+
+
 async def test_delete_leftovers_refuses_an_empty_prefix(
     fake: FakeLivepeer, session: aiohttp.ClientSession
 ) -> None:

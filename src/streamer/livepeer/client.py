@@ -36,6 +36,10 @@ LatencyCallback = Callable[[str, float], None]
 _T = TypeVar("_T")
 
 _MAX_MESSAGE = 300
+# The API's answers nest a few levels; a deeper one is broken or hostile, and walking it
+# (parsing, formatting an error) could exhaust the interpreter's recursion limit.
+_MAX_JSON_DEPTH = 32
+_TOO_DEEP = f"malformed JSON in the answer: nested deeper than {_MAX_JSON_DEPTH} levels"
 _MAX_PAGES = 100  # bounds a list that keeps answering "next"
 _REGION = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _SLUG_SPLIT = re.compile(r"[^a-z0-9]+")
@@ -332,12 +336,19 @@ class LivepeerClient:
     def _decode(self, operation: str, status: int, raw: bytes) -> Any:
         if not raw.strip():
             return None
+        problem = "malformed JSON in the answer"
         try:
-            return json.loads(raw)
+            body = json.loads(raw)
+        except RecursionError:  # the parser's own recursion: thousands of levels
+            body, problem = None, _TOO_DEEP
         except (ValueError, UnicodeDecodeError):
-            if status >= 400:
-                return None  # an HTML error page: the status says enough
-            raise LivepeerAPIError(operation, status, "malformed JSON in the answer") from None
+            body = None
+        else:
+            if _nested_deeper_than(body, _MAX_JSON_DEPTH):
+                body, problem = None, _TOO_DEEP
+        if body is None and status < 400:
+            raise LivepeerAPIError(operation, status, problem)
+        return body  # None for an unusable error page: the status says enough
 
     def _error_message(self, body: Any, reason: str) -> str:
         message = ""
@@ -375,6 +386,18 @@ class _Answer:
             raise LivepeerAPIError(
                 self.operation, self.status, f"malformed answer: {detail}"
             ) from None
+
+
+def _nested_deeper_than(value: Any, limit: int) -> bool:
+    """Whether objects and arrays in `value` nest more than `limit` levels (no recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 1)] if isinstance(value, dict | list) else []
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
 
 
 def _list(body: Any) -> list[Any]:

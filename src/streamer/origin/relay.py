@@ -4,8 +4,11 @@ Why a relay in front of FFmpeg's listener rather than FFmpeg listening on the pu
 itself: FFmpeg's listener accepts one connection and then stops listening, so a port
 check (a connect without RTMP), a second publisher or a half-open connection would
 refuse or block everyone else, and FFmpeg does not say which stream key arrived. Here
-the port listens all the time, each publisher gets a private listener and transcoder,
-and the relay reads the stream key on the way (rtmp_sniff).
+the port listens all the time; the front (rtmp_front) answers each publisher up to
+`publish`, and only a publisher whose key is accepted gets a private listener and
+transcoder (worker). A session's files stay for a playlist's length after it ends, for
+the viewers still fetching its last segments, and are then removed: disk use stays
+bounded however many keys come and go.
 """
 
 from __future__ import annotations
@@ -14,22 +17,38 @@ import asyncio
 import contextlib
 import logging
 import re
+import shutil
 import socket
 import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-from streamer.origin.rtmp_sniff import PublishSniffer, SniffError
+from streamer.origin.ladder import PLAYLIST_SEGMENTS, SEGMENT_SECONDS
+from streamer.origin.rtmp_chunks import ChunkError
+from streamer.origin.rtmp_front import (
+    FrontError,
+    PublisherLeftError,
+    PublishRequest,
+    accept_publish,
+    confirm,
+    hand_over,
+    pass_downstream,
+    refuse,
+)
 from streamer.origin.worker import PublishWorker, fresh_directory
 
 log = logging.getLogger("streamer.origin")
 
 FIRST_BYTES_TIMEOUT_S = 10.0
+PUBLISH_WITHIN_S = 10.0  # from the first byte to `publish`
 CONNECT_WORKER_TIMEOUT_S = 5.0
+HAND_OVER_TIMEOUT_S = 10.0
 WORKER_EXIT_TIMEOUT_S = 1.5  # flushing the encoders and the playlists takes milliseconds
+# RFC 8216 6.2.2 keeps a segment available for its duration plus the playlist's after it
+# leaves the playlist; a finished session's files get the same.
+RETAIN_AFTER_END_S = float((PLAYLIST_SEGMENTS + 1) * SEGMENT_SECONDS)
 READ_SIZE = 65536
-_KeyCallback = Callable[[str | None, str], None]  # (app, stream name)
 # The key names a directory and a URL path: plain characters only, never "..".
 _KEY_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
@@ -61,11 +80,18 @@ def free_loopback_port() -> int:
 class PublishRelay:
     """asyncio's connection handler for the RTMP port; `close()` ends every publish."""
 
-    def __init__(self, hls_root: Path) -> None:
+    def __init__(self, hls_root: Path, retain_after_end: float = RETAIN_AFTER_END_S) -> None:
         self._hls_root = hls_root
+        self._retain_after_end = retain_after_end
         self._active_keys: set[str] = set()
+        self._removals: dict[str, asyncio.TimerHandle] = {}  # finished sessions' files
         self._writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def transcoders(self) -> int:
+        """Publishes being transcoded now (each one a worker thread)."""
+        return len(self._active_keys)
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -90,6 +116,9 @@ class PublishRelay:
             writer.close()
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=WORKER_EXIT_TIMEOUT_S + 0.5)
+        for handle in self._removals.values():
+            handle.cancel()
+        self._removals.clear()
 
     async def _serve(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str
@@ -102,79 +131,94 @@ class PublishRelay:
             return  # a port check: connected and left without a word
         if first[0] != 3:  # C0, the RTMP version
             raise RejectedError(f"not RTMP (first byte {first[0]})")
+        try:
+            async with asyncio.timeout(PUBLISH_WITHIN_S):
+                request = await accept_publish(reader, writer, first)
+        except PublisherLeftError as exc:
+            log.debug("connection from %s: %s", peer, exc)
+            return
+        except FrontError as exc:
+            raise RejectedError(str(exc)) from None
+        except TimeoutError:
+            raise RejectedError(f"no publish command within {PUBLISH_WITHIN_S:g}s") from None
+        try:
+            key = self._claim(request)
+        except RejectedError as exc:
+            refuse(writer, request, str(exc))
+            raise
+        try:
+            await self._transcode(key, request, reader, writer, peer)
+        finally:
+            self._active_keys.discard(key)
+            self._schedule_removal(key)
+
+    def _claim(self, request: PublishRequest) -> str:
+        key = stream_key(request.stream_name)
+        if key in self._active_keys:
+            raise RejectedError(f"stream key {mask_key(key)} is already publishing")
+        self._active_keys.add(key)
+        pending = self._removals.pop(key, None)
+        if pending is not None:
+            pending.cancel()
+        # Before the transcoder starts, so that no viewer of this session (whose clock
+        # starts with the first media packet) sees the previous session's files.
+        fresh_directory(self._hls_root / key)
+        return key
+
+    async def _transcode(
+        self,
+        key: str,
+        request: PublishRequest,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        peer: str,
+    ) -> None:
         exited = asyncio.Event()
-        worker = PublishWorker(free_loopback_port(), self._hls_root, _threadsafe(exited.set))
+        worker = PublishWorker(free_loopback_port(), self._hls_root, key, _threadsafe(exited.set))
         worker.start()
         try:
             upstream_reader, upstream = await _connect_worker(worker)
         except OSError as exc:
             await _worker_exit(exited)
+            refuse(writer, request, "no transcoder")
             raise RejectedError(f"no transcoder ({worker.error or exc})") from None
         self._writers.add(upstream)
-        key: list[str] = []  # set once the publisher names its key
         try:
+            try:
+                async with asyncio.timeout(HAND_OVER_TIMEOUT_S):
+                    answers = await hand_over(request, upstream_reader, upstream)
+            except (FrontError, ChunkError, OSError, asyncio.IncompleteReadError) as exc:
+                refuse(writer, request, "the transcoder did not start")
+                raise RejectedError(f"transcoder hand-over failed: {_reason(exc)}") from None
+            except TimeoutError:
+                refuse(writer, request, "the transcoder did not start")
+                raise RejectedError("transcoder hand-over timed out") from None
+            confirm(writer, request)
+            log.info(
+                "publisher connected: key %s, app %s, from %s",
+                mask_key(key),
+                request.app or "?",
+                peer,
+            )
             await _pump_both(
-                _Uplink(reader, upstream, first, self._on_stream_name(worker, peer, key)),
-                _copy(upstream_reader, writer),
+                _copy(reader, upstream), pass_downstream(upstream_reader, answers, writer)
             )
         finally:
             await _close(upstream)
             self._writers.discard(upstream)
             await _worker_exit(exited)
-            if key:
-                self._active_keys.discard(key[0])
-            _log_end(worker, key[0] if key else None, peer)
+            _log_end(worker, key)
 
-    def _on_stream_name(self, worker: PublishWorker, peer: str, claimed: list[str]) -> _KeyCallback:
-        def on_stream_name(app: str | None, name: str) -> None:
-            key = stream_key(name)
-            if key in self._active_keys:
-                raise RejectedError(f"stream key {mask_key(key)} is already publishing")
-            self._active_keys.add(key)
-            claimed.append(key)
-            # Before any media arrives, so that no viewer of this session (whose clock
-            # starts with the first media packet) sees the previous session's files.
-            fresh_directory(self._hls_root / key)
-            worker.set_key(key)
-            log.info(
-                "publisher connected: key %s, app %s, from %s", mask_key(key), app or "?", peer
-            )
+    def _schedule_removal(self, key: str) -> None:
+        loop = asyncio.get_running_loop()
+        self._removals[key] = loop.call_later(self._retain_after_end, self._remove, key)
 
-        return on_stream_name
-
-
-class _Uplink:
-    """Publisher -> worker bytes, read by the sniffer until the key is known."""
-
-    def __init__(
-        self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        first: bytes,
-        on_stream_name: _KeyCallback,
-    ) -> None:
-        self._reader, self._writer, self._first = reader, writer, first
-        self._on_stream_name = on_stream_name
-        self._sniffer = PublishSniffer()
-
-    async def run(self) -> None:
-        data = self._first
-        while data:
-            if not self._sniffer.done:
-                self._sniff(data)
-            self._writer.write(data)
-            await self._writer.drain()
-            data = await self._reader.read(READ_SIZE)
-
-    def _sniff(self, data: bytes) -> None:
-        try:
-            self._sniffer.feed(data)
-        except SniffError as exc:
-            raise RejectedError(str(exc)) from None
-        if self._sniffer.stream_name is not None:
-            # Before the publish command reaches FFmpeg: the worker knows the key by
-            # the time FFmpeg hands it the streams.
-            self._on_stream_name(self._sniffer.app, self._sniffer.stream_name)
+    def _remove(self, key: str) -> None:
+        self._removals.pop(key, None)
+        if key in self._active_keys:
+            return  # published again meanwhile: those files are the new session's
+        shutil.rmtree(self._hls_root / key, ignore_errors=True)
+        log.debug("removed the files of key %s's finished session", mask_key(key))
 
 
 async def _copy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -183,9 +227,11 @@ async def _copy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
         await writer.drain()
 
 
-async def _pump_both(uplink: _Uplink, downlink: Coroutine[Any, Any, None]) -> None:
+async def _pump_both(
+    uplink: Coroutine[Any, Any, None], downlink: Coroutine[Any, Any, None]
+) -> None:
     """Runs both directions until either ends; a peer hanging up is a normal end."""
-    tasks = [asyncio.ensure_future(uplink.run()), asyncio.ensure_future(downlink)]
+    tasks = [asyncio.ensure_future(uplink), asyncio.ensure_future(downlink)]
     try:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
@@ -195,7 +241,7 @@ async def _pump_both(uplink: _Uplink, downlink: Coroutine[Any, Any, None]) -> No
     for task in done:
         exc = task.exception()
         if exc is not None and not isinstance(exc, ConnectionError):
-            raise exc  # a rejection, or a bug worth a traceback
+            raise exc  # a bug worth a traceback
 
 
 async def _connect_worker(
@@ -229,10 +275,7 @@ def _threadsafe(callback: Callable[[], None]) -> Callable[[], None]:
     return call
 
 
-def _log_end(worker: PublishWorker, key: str | None, peer: str) -> None:
-    if key is None:
-        log.debug("connection from %s ended before publishing: %s", peer, worker.error)
-        return
+def _log_end(worker: PublishWorker, key: str) -> None:
     seconds = time.monotonic() - worker.started_at if worker.started_at else 0.0
     outcome = f"error: {worker.error}" if worker.error else "ok"
     log.info(
@@ -243,6 +286,12 @@ def _log_end(worker: PublishWorker, key: str | None, peer: str) -> None:
         ", ".join(worker.renditions),
         outcome,
     )
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) if isinstance(exc, FrontError | ChunkError) else type(exc).__name__
 
 
 def _peer(writer: asyncio.StreamWriter) -> str:

@@ -2,19 +2,25 @@
 
 Publish to rtmp://HOST:RTMP_PORT/live/KEY (any app, any plain key); play
 http://HOST:HTTP_PORT/hls/KEY/index.m3u8. One asyncio loop runs the RTMP relay and the
-HTTP server; each publish is transcoded in its own thread (see relay.py, worker.py).
-Runs until SIGTERM or SIGINT, then ends every publish (their playlists get
-EXT-X-ENDLIST), removes its files and exits 0.
+HTTP server; each accepted publish is transcoded in its own thread (see relay.py,
+worker.py). A finished session's files are removed a playlist's length after it ends.
+Runs until SIGTERM or SIGINT (or, started by the monitor, until the monitor is gone),
+then ends every publish (their playlists get EXT-X-ENDLIST), removes its files and
+exits 0.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
+import os
+import shutil
 import signal
 import sys
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +32,12 @@ from streamer.origin.http import hls_app
 from streamer.origin.relay import PublishRelay
 
 log = logging.getLogger("streamer.origin")
+
+# Set by the monitor that runs the origin as its child: the origin stops when that
+# process is gone (killed without the chance to stop it), instead of living on orphaned.
+PARENT_PID_ENV = "STREAMER_ORIGIN_PARENT_PID"
+# Where to write the HLS files, when the caller wants to know (and clean up after a kill).
+HLS_DIR_ENV = "STREAMER_ORIGIN_HLS_DIR"
 
 
 @dataclass(frozen=True)
@@ -63,8 +75,8 @@ class Origin:
 
 
 async def run_origin(config: OriginConfig) -> int:
-    with tempfile.TemporaryDirectory(prefix="streamer-origin-", ignore_cleanup_errors=True) as root:
-        origin = Origin(config, Path(root))
+    with _hls_directory() as root:
+        origin = Origin(config, root)
         try:
             await origin.start()
         except OSError as exc:
@@ -85,6 +97,28 @@ async def run_origin(config: OriginConfig) -> int:
     return EXIT_OK
 
 
+@contextlib.contextmanager
+def _hls_directory() -> Iterator[Path]:
+    """A fresh temporary directory, or the one the caller gave (HLS_DIR_ENV) emptied of
+    what a killed predecessor left; removed at exit either way."""
+    given = os.environ.get(HLS_DIR_ENV)
+    if not given:
+        with tempfile.TemporaryDirectory(prefix="streamer-origin-") as temporary:
+            yield Path(temporary)
+        return
+    root = Path(given)
+    root.mkdir(parents=True, exist_ok=True)
+    for entry in root.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+    try:
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
 async def _wait_for_stop_signal() -> None:
     # The handlers stay until the loop closes: a second signal (Ctrl-C reaches the whole
     # process group, then the monitor sends SIGTERM) must not cut the cleanup short.
@@ -92,7 +126,33 @@ async def _wait_for_stop_signal() -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    await stop.wait()
+    parent = os.environ.get(PARENT_PID_ENV, "")
+    watch = asyncio.create_task(_parent_gone(int(parent))) if parent.isdigit() else None
+    waits = [asyncio.create_task(stop.wait()), *([watch] if watch else [])]
+    _, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    for task in pending:
+        task.cancel()
+
+
+async def _parent_gone(pid: int) -> None:
+    """Returns once process `pid` has ended (never, where pidfds are not available)."""
+    gone = asyncio.Event()
+    try:
+        fd = os.pidfd_open(pid)  # readable once the process has exited
+    except (AttributeError, OSError):
+        if os.getppid() == pid:
+            await asyncio.Event().wait()
+        fd = None
+    if fd is not None:
+        loop = asyncio.get_running_loop()
+        loop.add_reader(fd, gone.set)
+        try:
+            if os.getppid() == pid:  # not already gone before the watch began
+                await gone.wait()
+        finally:
+            loop.remove_reader(fd)
+            os.close(fd)
+    log.warning("the monitor that started this origin is gone")
 
 
 def origin_command(args: argparse.Namespace) -> int:

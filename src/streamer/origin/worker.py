@@ -25,7 +25,6 @@ log = logging.getLogger("streamer.origin")
 # worker whose relay never connected.
 OPEN_TIMEOUT_S = 20.0
 READ_TIMEOUT_S = 10.0  # a publisher silent this long is gone
-KEY_WAIT_S = 5.0
 LISTEN_OPTIONS = {
     "listen": "1",
     # FLV carries codec parameters up front; half a second of probing is plenty and
@@ -35,24 +34,18 @@ LISTEN_OPTIONS = {
 
 
 class PublishWorker(threading.Thread):
-    """Listens on a private loopback port for exactly one relayed publisher."""
+    """Listens on a private loopback port for exactly one relayed publisher, whose stream
+    key the relay has already accepted."""
 
-    def __init__(self, port: int, hls_root: Path, on_exit: Callable[[], None]) -> None:
+    def __init__(self, port: int, hls_root: Path, key: str, on_exit: Callable[[], None]) -> None:
         super().__init__(name=f"origin-publish-{port}", daemon=True)
         self.port = port
         self._on_exit = on_exit  # called from this thread, last
-        self._hls_root = hls_root
-        self._key_ready = threading.Event()
-        self._key: str | None = None
+        self._out_dir = hls_root / key  # emptied by the relay when it accepted the key
         self.started_at: float | None = None  # monotonic, when FFmpeg had the streams
         self.frames = 0
         self.renditions: list[str] = []
         self.error: str | None = None
-
-    def set_key(self, key: str) -> None:
-        """Called by the relay once the publisher named its (validated, claimed) key."""
-        self._key = key
-        self._key_ready.set()
 
     def run(self) -> None:
         try:
@@ -76,16 +69,12 @@ class PublishWorker(threading.Thread):
             self._serve(source)
 
     def _serve(self, source: InputContainer) -> None:
-        if not self._key_ready.wait(KEY_WAIT_S) or self._key is None:
-            self.error = "publisher sent media without a stream key"
-            return
         if not source.streams.video:
             self.error = "publish has no video"
             return
         self.started_at = time.monotonic()
-        out_dir = self._hls_root / self._key  # emptied by the relay at `publish`
         try:
-            ladder = HlsLadder(source, out_dir)
+            ladder = HlsLadder(source, self._out_dir)
         except (av.FFmpegError, OSError, ValueError) as exc:
             self.error = f"cannot start transcoding: {_describe(exc)}"
             return

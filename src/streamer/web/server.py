@@ -11,8 +11,12 @@ from streamer.playback import egress
 
 
 def build_app(
-    registry: CollectorRegistry, healthy: Callable[[], tuple[bool, str]]
+    registry: CollectorRegistry,
+    healthy: Callable[[], tuple[bool, str]],
+    ready: Callable[[], tuple[bool, str]] | None = None,
 ) -> web.Application:
+    """`healthy` backs /healthz (liveness); `ready` backs /readyz, which also needs the
+    exporter to serve (it answers, so it does)."""
     app = web.Application()
 
     async def metrics(_: web.Request) -> web.Response:
@@ -24,7 +28,8 @@ def build_app(
         return web.json_response({"ok": ok, "detail": detail}, status=200 if ok else 503)
 
     async def readyz(_: web.Request) -> web.Response:
-        return web.json_response({"ready": True})
+        ok, detail = ready() if ready is not None else (True, "ok")
+        return web.json_response({"ready": ok, "detail": detail}, status=200 if ok else 503)
 
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
