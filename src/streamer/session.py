@@ -58,6 +58,7 @@ log = logging.getLogger(__name__)
 SINGLE_RENDITION = "source"
 _TICK_SECONDS = 0.25
 _MASTER_REFRESH_SECONDS = 5.0
+_STOP_AHEAD_SECONDS = 0.1  # more than the publisher's 50 ms send batches
 
 
 class ProvisionError(Exception):
@@ -276,7 +277,9 @@ class Session:
                 asyncio.create_task(self._discover_and_follow(started), name="follow"),
                 asyncio.create_task(self._tick(started), name="tick"),
             ]
-            remaining = started + settings.duration_seconds - time.time()
+            # Asked to stop a little before the deadline, the publisher ends right before the
+            # keyframe due then: a session of whole GOPs publishes exactly `duration`.
+            remaining = started + settings.duration_seconds - _STOP_AHEAD_SECONDS - time.time()
             done, _ = await asyncio.wait([publish_task], timeout=max(0.0, remaining))
             if done:
                 self._report_publish_end(publish_task)
@@ -329,7 +332,8 @@ class Session:
         if publish_task.done():
             return
         try:
-            async with asyncio.timeout(3):
+            # The publisher finishes its GOP first: at most one GOP more.
+            async with asyncio.timeout(self._clip.gop_seconds + 1.0):
                 await publish_task
         except PublishError as exc:
             log.info("publish ended with %s", exc)

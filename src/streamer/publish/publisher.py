@@ -61,7 +61,14 @@ class Publisher:
         self.send_log = SendLog(frames_per_loop, fps)
 
     def stop(self) -> None:
-        """Asks the running publish to end after its current packet."""
+        """Asks the running publish to end cleanly: right before its next keyframe.
+
+        The last segment of the publish is then a whole GOP. A publish cut right after a
+        keyframe leaves a one-frame segment behind; on an origin that keeps a stream key's
+        playlist across publishes, the next session on that key would find it listed, with
+        a frame number it has just sent itself, and take it for its own. Cancelling the
+        publish task still ends it at once.
+        """
         self._stopping = True
 
     async def run(self, on_connected: Callable[[float], None] | None = None) -> None:
@@ -87,13 +94,14 @@ class Publisher:
         loop_seconds = float(Fraction(self._frames_per_loop) / Fraction(self.send_log.fps))
         audio_shift = float(Fraction(self._faults.audio_shift_seconds).limit_denominator(1000))
         skip = self._faults.skip_frames
-        # Per tag, once: (message type, offset in the loop in seconds, frame, body). Float
-        # seconds are exact to far below a millisecond here, and cheap to add per packet.
+        # Per tag, once: (message type, offset in the loop in seconds, frame, keyframe,
+        # body). Float seconds are exact to far below a millisecond here, and cheap to add.
         tags = [
             (
                 VIDEO if tag.is_video else AUDIO,
                 float(tag.dts) + (0.0 if tag.is_video else audio_shift),
                 tag.frame,
+                tag.is_video and tag.is_keyframe,
                 tag.body,
             )
             for tag in flv.tags
@@ -102,8 +110,8 @@ class Publisher:
         loop = 0
         while True:
             base = loop * loop_seconds
-            for type_id, offset, frame, body in tags:
-                if self._stopping:
+            for type_id, offset, frame, keyframe, body in tags:
+                if self._stopping and keyframe:
                     return
                 absolute = -1
                 if frame is not None:
@@ -116,7 +124,7 @@ class Publisher:
                     if delay > _BATCH_SECONDS:
                         await connection.drain()
                         await asyncio.sleep(delay)
-                        if self._stopping:
+                        if self._stopping and keyframe:
                             return
                 # A small constant offset keeps shifted audio timestamps non-negative.
                 timestamp_ms = round((due + 1) * 1000)

@@ -1,4 +1,5 @@
-"""The publisher paces on the monotonic clock: a wall-clock step neither stalls nor bursts."""
+"""Publisher pacing: on the monotonic clock (a wall-clock step neither stalls nor bursts),
+and a stop that ends the publish on a whole GOP."""
 
 from __future__ import annotations
 
@@ -66,3 +67,16 @@ async def test_wall_clock_step_neither_stalls_nor_bursts(
     assert 20 <= sent_in_window <= 40
     sent = publisher.send_log.sent_at(publisher.send_log.frames_sent - 1)
     assert sent is not None and abs(sent - clock.time()) < 0.5  # the log keeps wall time
+
+
+async def test_stop_ends_the_publish_right_before_the_next_keyframe(flv: FlvClip) -> None:
+    spec = ClipSpec()
+    publisher = Publisher(flv, spec.frame_count, spec.fps, parse_ingest("rtmp://h/live/k"))
+    connection = _CountingConnection()
+    task = asyncio.create_task(publisher._stream(connection, None))  # type: ignore[arg-type]
+    await asyncio.sleep(0.3)
+    publisher.stop()
+    await asyncio.wait_for(task, timeout=spec.gop_seconds + 1)
+    # One whole GOP: frames 0 .. gop-1, and not the keyframe that starts the next one.
+    assert connection.video_packets == 1 + spec.gop_frames  # the sequence header first
+    assert publisher.send_log.frames_sent == spec.gop_frames
