@@ -22,6 +22,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -51,7 +52,7 @@ from streamer.sinks.metrics import MetricsSink
 from streamer.sinks.notifiers import NotifyError, notifiers_from_env
 from streamer.urls import InvalidURLError, parse_ingest
 from streamer.web.server import build_app, serve
-from streamer.web.status import StatusStore, add_status_routes
+from streamer.web.status import StatusSettings, StatusStore, add_status_routes
 
 log = logging.getLogger("streamer.monitor")
 
@@ -291,15 +292,24 @@ def _embedded_config(env: dict[str, str]) -> MonitorConfig:
         raise ConfigError(f"environment: {exc}") from None
 
 
-async def _main(
-    config: MonitorConfig, embedded: bool, env: dict[str, str], api_modes: dict[str, ApiMode]
-) -> int:
+@dataclass(frozen=True, kw_only=True)
+class _Settings:
+    """What the environment configures beside the streams, validated before start-up."""
+
+    env: dict[str, str]
+    api_modes: dict[str, ApiMode]
+    alerts: AlertSettings
+    status: StatusSettings
+
+
+async def _main(config: MonitorConfig, embedded: bool, settings: _Settings) -> int:
+    env, api_modes = settings.env, settings.api_modes
     metrics = MetricsSink()
     sink = FanOut([LogSink(), metrics])
     alerts: AlertManager | None = None
     notifiers = notifiers_from_env(env)
     if notifiers:
-        alerts = AlertManager(notifiers, metrics.registry, AlertSettings.from_env(env))
+        alerts = AlertManager(notifiers, metrics.registry, settings.alerts)
         sink.add(alerts)
         log.info("alerting through %s", ", ".join(n.name for n in notifiers))
     origin: EmbeddedOrigin | None = None
@@ -326,7 +336,7 @@ async def _main(
         status.register_stream(labels(stream))
     sink.add(status)
     app = build_app(metrics.registry, monitor.healthy, monitor.ready)
-    add_status_routes(app, status)
+    add_status_routes(app, status, settings.status)
     host, port = parse_listen_address(config.metrics_addr)
     try:
         runner = await serve(app, host, port)
@@ -384,8 +394,14 @@ def monitor_command(args: argparse.Namespace) -> int:
     api_modes = {s.name: m for s in config.streams if (m := api_mode(s, env)) is not None}
     try:
         notifiers_from_env(env)  # a half-configured notifier is a configuration error
+        settings = _Settings(
+            env=env,
+            api_modes=api_modes,
+            alerts=AlertSettings.from_env(env),
+            status=StatusSettings.from_env(env),
+        )
     except (ValueError, NotifyError) as exc:
         raise ConfigError(str(exc)) from None
     width = max(len(s.name) for s in config.streams)
     setup_logging(env.get("LOG_FORMAT", "auto"), name_width=min(max(width, 8), 24))
-    return asyncio.run(_main(config, embedded, env, api_modes))
+    return asyncio.run(_main(config, embedded, settings))

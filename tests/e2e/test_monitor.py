@@ -185,6 +185,8 @@ streams:
             },
             "DURATION",
         ),
+        ({"ALERT_AFTER_FAILURES": "0"}, "ALERT_AFTER_FAILURES"),
+        ({"STATUS_MAX_SSE_CLIENTS": "many"}, "STATUS_MAX_SSE_CLIENTS"),
     ],
 )
 def test_bad_environment_exits_2_naming_the_variable(
