@@ -29,8 +29,12 @@ class FetchError(Exception):
 @dataclass(frozen=True)
 class Fetched:
     body: bytes
-    started_at: float
+    started_at: float  # wall clock, when the request was sent: for latency arithmetic
     completed_at: float  # wall clock, when the last byte arrived
+    # The same two instants on the monotonic clock: for scheduling, which a wall-clock step
+    # must neither stall nor burst.
+    sent_monotonic: float = 0.0
+    received_monotonic: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -80,7 +84,7 @@ class Fetcher:
         )
         headers = dict(self._headers()) if self._headers else {}
         self.requests += 1
-        started = time.time()
+        started, sent = time.time(), time.monotonic()
         try:
             async with self._session.get(
                 url, timeout=timeout, headers=headers, allow_redirects=True
@@ -104,7 +108,7 @@ class Fetcher:
                             "http_error", object_type, f"body larger than {max_bytes} bytes"
                         )
                     chunks.append(chunk)
-                return Fetched(b"".join(chunks), started, time.time())
+                return Fetched(b"".join(chunks), started, time.time(), sent, time.monotonic())
         except TimeoutError:
             raise FetchError(
                 "timeout", object_type, f"no complete answer within {policy.timeout_seconds:g}s"

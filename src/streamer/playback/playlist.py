@@ -6,12 +6,16 @@ parsing, and anything malformed becomes a PlaylistError, never another exception
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from urllib.parse import urljoin
 
 import m3u8
 
 MAX_PLAYLIST_BYTES = 1 << 20
+# No display is wider or taller: a larger RESOLUTION is junk, not a rendition's name.
+_MAX_DIMENSION = 16384
+_AUDIO_CODECS = ("mp4a", "ac-3", "ec-3", "opus", "flac", "mp3", ".mp3")
 
 
 class PlaylistError(ValueError):
@@ -44,15 +48,24 @@ class Segment:
 @dataclass(frozen=True)
 class MediaPlaylist:
     media_sequence: int
+    # The target duration polling and the checks work with: EXT-X-TARGETDURATION as
+    # declared, unless the follower found it implausible (see playback/target.py).
     target_duration: float
     segments: tuple[Segment, ...]
     endlist: bool
     can_block_reload: bool
     error: str | None
+    part_target: float | None = None  # EXT-X-PART-INF PART-TARGET (LL-HLS)
+    declared_target_duration: float | None = None  # set when target_duration replaced it
 
     @property
     def last_sequence(self) -> int | None:
         return self.segments[-1].sequence if self.segments else None
+
+    def segments_after(self, sequence: int) -> tuple[Segment, ...]:
+        """The segments numbered above `sequence` (sequences are consecutive)."""
+        start = max(0, sequence + 1 - self.media_sequence)
+        return self.segments[start:]
 
 
 def _error_tag(text: str) -> str | None:
@@ -89,8 +102,9 @@ def _master(playlist: m3u8.M3U8, uri: str, error: str | None) -> MasterPlaylist:
         info = item.stream_info
         resolution = None
         if info.resolution:
-            width, height = info.resolution
-            resolution = f"{int(width)}x{int(height)}"
+            width, height = (int(n) for n in info.resolution)
+            if 0 < width <= _MAX_DIMENSION and 0 < height <= _MAX_DIMENSION:
+                resolution = f"{width}x{height}"
         if not item.uri:
             raise PlaylistError("variant without a URI")
         variants.append(
@@ -134,6 +148,13 @@ def _media(playlist: m3u8.M3U8, uri: str, error: str | None) -> MediaPlaylist:
         target = 0
     server_control = playlist.server_control
     can_block = bool(server_control and server_control.can_block_reload == "YES")
+    # m3u8 gives a PartInformation, or an empty dict without EXT-X-PART-INF.
+    part_target = None
+    declared_part = getattr(playlist.part_inf, "part_target", None)
+    if declared_part is not None:
+        part_target = float(declared_part)
+        if not 0 < part_target < 3600:
+            raise PlaylistError("absurd EXT-X-PART-INF PART-TARGET")
     return MediaPlaylist(
         media_sequence=first,
         target_duration=float(target),
@@ -141,16 +162,28 @@ def _media(playlist: m3u8.M3U8, uri: str, error: str | None) -> MediaPlaylist:
         endlist=bool(playlist.is_endlist),
         can_block_reload=can_block,
         error=error,
+        part_target=part_target,
     )
 
 
+def _base_name(variant: Variant) -> str:
+    if variant.resolution:
+        return variant.resolution
+    codecs = [c.strip().lower() for c in (variant.codecs or "").split(",") if c.strip()]
+    if codecs and all(c.startswith(_AUDIO_CODECS) for c in codecs):
+        return "audio"
+    return "variant"
+
+
 def rendition_names(variants: tuple[Variant, ...]) -> list[str]:
-    """Short stable names: the resolution, made unique by bandwidth when it repeats."""
-    base = [
-        v.resolution or (f"{v.bandwidth // 1000}k" if v.bandwidth else "variant") for v in variants
-    ]
+    """Short names that stay put while a stream runs: the resolution ("audio" or "variant"
+    without one); a repeated one gets its rank among its namesakes in master order ("-2",
+    "-3"). Never the bandwidth: it may change from one master refresh to the next, and a
+    renamed rendition would look like a new one. Linear in the number of variants."""
+    seen: Counter[str] = Counter()
     names = []
-    for i, (name, variant) in enumerate(zip(base, variants, strict=True)):
-        suffix = f"{variant.bandwidth // 1000}k" if variant.bandwidth else str(i)
-        names.append(f"{name}-{suffix}" if base.count(name) > 1 else name)
+    for variant in variants:
+        base = _base_name(variant)
+        seen[base] += 1
+        names.append(base if seen[base] == 1 else f"{base}-{seen[base]}")
     return names
