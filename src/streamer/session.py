@@ -502,6 +502,8 @@ class Session:
             if now - since < _RETIRE_AFTER_SECONDS:
                 continue
             log.info("rendition %s left the master playlist; no longer followed", name)
+            if self.context is not None:
+                self.context.retired_renditions.add(name)
             del self._followers[name]
             del self._absent_since[name]
             self._follower_task.pop(name).cancel()
@@ -525,6 +527,8 @@ class Session:
         )
         self._followers[name] = follower
         self._followed_names.add(name)
+        if self.context is not None:
+            self.context.retired_renditions.discard(name)
         task = asyncio.create_task(follower.run(), name=f"follow-{name}")
         self._follower_task[name] = task
         self._follower_tasks.append(task)
