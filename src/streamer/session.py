@@ -459,9 +459,9 @@ class Session:
         """The master's first `max_renditions` variants: each followed rendition costs
         requests, decoding and label values; more than that is counted, not followed."""
         cap = self.settings.max_renditions
-        if len(master.variants) <= cap:
+        if master.listed_variants <= cap:
             return master
-        self._renditions_over_cap(len(master.variants))
+        self._renditions_over_cap(master.listed_variants)
         return MasterPlaylist(variants=master.variants[:cap], error=master.error)
 
     def _room_for_another(self) -> bool:

@@ -3,6 +3,8 @@ from __future__ import annotations
 import pytest
 
 from streamer.playback.playlist import (
+    MAX_PARSED_SEGMENTS,
+    MAX_PARSED_VARIANTS,
     MasterPlaylist,
     MediaPlaylist,
     PlaylistError,
@@ -147,3 +149,47 @@ def test_absurd_part_target_is_a_playlist_error() -> None:
             "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-PART-INF:PART-TARGET=-1\n#EXTINF:2,\na.ts\n",
             "http://o/m.m3u8",
         )
+
+
+def _long_media(count: int) -> str:
+    lines = ["#EXTM3U", "#EXT-X-TARGETDURATION:2", "#EXT-X-MEDIA-SEQUENCE:10"]
+    lines += ['#EXT-X-MAP:URI="init0.mp4"', "#EXT-X-DISCONTINUITY"]
+    for n in range(count):
+        if n == count - 2 * MAX_PARSED_SEGMENTS:  # before the cut, still in force after it
+            lines.append('#EXT-X-MAP:URI="init1.mp4"')
+        if n == count - 100:
+            lines.append('#EXT-X-MAP:URI="init2.mp4"')
+        if n == count - 50:
+            lines += ["#EXT-X-DISCONTINUITY", "#EXT-X-PROGRAM-DATE-TIME:2024-01-01T00:00:00Z"]
+        lines += ["#EXTINF:2.000,", f"s{n}.ts"]
+    return "\n".join(lines) + "\n#EXT-X-ERROR:late\n"
+
+
+def test_a_long_media_playlist_is_parsed_from_its_newest_segments() -> None:
+    count = 3 * MAX_PARSED_SEGMENTS
+    media = parse(_long_media(count), "http://o/k.m3u8")
+    assert isinstance(media, MediaPlaylist)
+    assert len(media.segments) == MAX_PARSED_SEGMENTS
+    # Numbered as in the whole playlist, URIs and tags where they belong.
+    assert [s.sequence for s in media.segments[:1]] == [10 + count - MAX_PARSED_SEGMENTS]
+    assert all(s.uri == f"http://o/s{s.sequence - 10}.ts" for s in media.segments)
+    assert [s.sequence - 10 for s in media.segments if s.discontinuity] == [count - 50]
+    inits = {s.sequence - 10: s.init_uri for s in media.segments}
+    assert inits[count - MAX_PARSED_SEGMENTS] == "http://o/init1.mp4"  # carried over the cut
+    assert inits[count - 101] == "http://o/init1.mp4"
+    assert inits[count - 100] == inits[count - 1] == "http://o/init2.mp4"
+    assert media.error == "late"
+    short = parse(_long_media(10), "http://o/k.m3u8")
+    assert isinstance(short, MediaPlaylist) and len(short.segments) == 10
+    assert short.segments[0].discontinuity and short.segments[0].sequence == 10
+
+
+def test_a_huge_master_is_parsed_up_to_what_can_be_followed() -> None:
+    variants = "".join(
+        f"#EXT-X-STREAM-INF:BANDWIDTH={1000 + i},RESOLUTION=640x360\nv{i}.m3u8\n"
+        for i in range(5000)
+    )
+    master = parse("#EXTM3U\n" + variants, "http://o/m.m3u8")
+    assert isinstance(master, MasterPlaylist)
+    assert len(master.variants) == MAX_PARSED_VARIANTS and master.listed_variants == 5000
+    assert master.variants[-1].uri == f"http://o/v{MAX_PARSED_VARIANTS - 1}.m3u8"

@@ -104,6 +104,7 @@ class RenditionFollower:
         self._blocking = BlockingReloads()
         self._backoff = FailureBackoff(base=poll_step)
         self._failures = 0  # failed polls in a row
+        self._segment_failures = 0  # failed segment downloads in a row
         self._got_playlist = False
         self.scheduler: PollScheduler | None = None
         self.playlist_requests = 0
@@ -278,13 +279,17 @@ class RenditionFollower:
                 source,
             )
 
+        # While segments keep failing, each gets one request: no retries on a failing origin.
+        retry = self._segment_failures == 0
         try:
-            init = await self._init_section(segment.init_uri)
-            fetched = await self._fetcher.get(segment.uri, "segment", MAX_SEGMENT_BYTES)
+            init = await self._init_section(segment.init_uri, retry)
+            fetched = await self._fetcher.get(segment.uri, "segment", MAX_SEGMENT_BYTES, retry)
         except FetchError as exc:
+            self._segment_failures += 1
             return result(
                 kind=exc.kind, detail=f"{exc.object_type}: {exc.detail}", source=exc.object_type
             )
+        self._segment_failures = 0
         try:
             analysis = await analyse_segment(fetched.body, init)
         except SegmentDecodeError as exc:
@@ -297,10 +302,10 @@ class RenditionFollower:
         self._targets.measured(analysis.media_duration)
         return result(fetched.completed_at, len(fetched.body), analysis)
 
-    async def _init_section(self, uri: str | None) -> bytes | None:
+    async def _init_section(self, uri: str | None, retry: bool) -> bytes | None:
         if uri is None:
             return None
         if uri not in self._init_cache:
-            fetched = await self._fetcher.get(uri, "init segment", MAX_INIT_BYTES)
+            fetched = await self._fetcher.get(uri, "init segment", MAX_INIT_BYTES, retry)
             self._init_cache = {uri: fetched.body}  # only the current map is kept
         return self._init_cache[uri]

@@ -16,6 +16,10 @@ duration apart, so the scheduler predicts the next arrival and polls densely onl
   window, so that the prediction re-locks within a few segments either way.
 - Before anything is known (a stream joined in the middle of a segment), polls go
   `learn_fraction` of the target duration apart until the first arrival is bracketed.
+- A playlist that keeps listing media faster than real time (a new segment on every poll,
+  whatever the poll rate) cannot be bracketed and would draw learning polls without end:
+  while recent listings hold more than twice the media time they took (plus a target
+  duration of slack, for a burst after a stall), polls go the slowest step apart.
 
 On a steady origin this costs two to three requests per segment and lands within about one
 `min_step` of the arrival.
@@ -46,6 +50,8 @@ _RESIDUALS = 8  # recent prediction errors kept
 _ANCHORS = 3  # recent bracketed arrivals the prediction is the median of
 _EARLY_RELEARN = 2  # after this many early segments in a row, the next one relearns
 _SPREAD_RANK = 0.75  # the quantile of recent |errors| taken as the window's half-width
+_RECENT_HITS = 6  # listings of new media looked at to tell an origin racing real time
+_RACING_FACTOR = 2.0
 
 
 @dataclass
@@ -71,6 +77,7 @@ class PollScheduler:
         self._anchors: deque[tuple[float, float, float]] = deque(maxlen=_ANCHORS)
         self._expected_half = 0.0  # half-width of the bracket the prediction comes from
         self._media_time = 0.0  # sum of the newest durations seen at each new listing
+        self._hits: deque[tuple[float, float]] = deque(maxlen=_RECENT_HITS)  # (at, media)
 
     @property
     def expected_arrival(self) -> float | None:
@@ -103,6 +110,8 @@ class PollScheduler:
                 self._overdue_polls += 1  # learning, but nothing comes: back off too
             return
         duration = newest_duration if newest_duration and newest_duration > 0 else None
+        if duration is not None:
+            self._hits.append((polled_at, duration))
         lower = self._lower
         self._lower = None
         self._overdue_polls = 0
@@ -170,10 +179,21 @@ class PollScheduler:
         quantile = ordered[min(len(ordered) - 1, math.floor(_SPREAD_RANK * len(ordered)))]
         return min(max(self.min_step, quantile), self._ceiling)
 
+    @property
+    def racing(self) -> bool:
+        """Whether the origin lists media faster than real time (see the module doc)."""
+        if len(self._hits) < _RECENT_HITS:
+            return False
+        took = self._hits[-1][0] - self._hits[0][0]
+        listed = sum(media for _, media in list(self._hits)[1:])
+        return listed > _RACING_FACTOR * took + max(self.target_duration, 0.5)
+
     def next_poll(self, now: float) -> float:
         """The time of the next poll (never before `now`)."""
         if self._last_hit is None:
             return now + self.startup_step
+        if self.racing:
+            return now + self._ceiling
         if self._expected is None:  # bracketing the first arrival
             if now - self._last_hit <= self._learn_limit:
                 return now + self.learn_step
