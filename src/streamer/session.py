@@ -39,7 +39,7 @@ from streamer.events import (
     StreamLabels,
 )
 from streamer.playback.fetch import Fetcher, FetchError, FetchPolicy
-from streamer.playback.follower import RenditionFollower, SegmentFetch
+from streamer.playback.follower import MEDIA_PLAYLIST, RenditionFollower, SegmentFetch
 from streamer.playback.playlist import (
     MAX_PLAYLIST_BYTES,
     MasterPlaylist,
@@ -354,8 +354,8 @@ class Session:
         last_sent = self._publisher.send_log.frames_sent - 1
         # The last partial GOP may never be packaged: one GOP short counts as complete.
         wanted = last_sent - self._clip.gop_frames
-        deadline = time.time() + self.settings.drain_timeout_seconds
-        while time.time() < deadline and self._followers:
+        deadline = time.monotonic() + self.settings.drain_timeout_seconds
+        while time.monotonic() < deadline and self._followers:
             if all(
                 self._newest_frame.get(name, -1) >= wanted or f.ended
                 for name, f in self._followers.items()
@@ -363,7 +363,7 @@ class Session:
                 break
             await asyncio.sleep(0.1)
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(max(0.5, deadline - time.time())):
+            async with asyncio.timeout(max(0.5, deadline - time.monotonic())):
                 await asyncio.gather(*(f.wait_downloads() for f in self._followers.values()))
 
     async def _tick(self, started: float) -> None:
@@ -541,7 +541,7 @@ class Session:
 
     def on_playlist(self, rendition: str, playlist: MediaPlaylist, fetched_at: float) -> None:
         self._seen_renditions.add(rendition)
-        self._report_storms(self._storms.recovered(rendition, "media playlist"))
+        self._report_storms(self._storms.recovered(rendition, MEDIA_PLAYLIST))
         if playlist.error is not None:
             self._report_error_tag(rendition, playlist.error)
         self._run_checks(lambda c: c.on_playlist(rendition, playlist, fetched_at))
@@ -606,13 +606,14 @@ class Session:
         return round((pts[end] - pts[start]) * self._clip.fps)
 
     def on_segment(self, fetch: SegmentFetch) -> None:
+        if fetch.downloaded_at is not None:  # the requests succeeded, whatever the bytes are
+            self._report_storms(self._storms.recovered(fetch.rendition, "segment"))
+            self._report_storms(self._storms.recovered(fetch.rendition, "init segment"))
         if fetch.error_kind is not None:
             self.on_error(
                 fetch.rendition, fetch.error_kind, fetch.error_detail or "", fetch.error_source
             )
             return
-        self._report_storms(self._storms.recovered(fetch.rendition, "segment"))
-        self._report_storms(self._storms.recovered(fetch.rendition, "init segment"))
         analysis = fetch.analysis
         assert analysis is not None and fetch.downloaded_at is not None
         assert self._publisher is not None
