@@ -140,6 +140,7 @@ class Session:
         self._absent_since: dict[str, float] = {}  # followed, gone from the master (monotonic)
         self._over_cap_reported = False
         self._storms = ErrorStorms()
+        self._startup_until: float | None = None  # monotonic end of the startup window
         self._first_segment_at: float | None = None
         self._last_startup_error: str | None = None
         self._error_tags_seen: set[tuple[str | None, str]] = set()
@@ -393,7 +394,7 @@ class Session:
     async def _discover_and_follow(self, started: float) -> None:
         # The deadline on the monotonic clock: a wall-clock step must not move it.
         remaining = started + self.settings.startup_timeout_seconds - time.time()
-        deadline = time.monotonic() + remaining
+        deadline = self._startup_until = time.monotonic() + remaining
         refused = False
         while True:
             try:
@@ -595,9 +596,7 @@ class Session:
         )
 
     def _within_startup(self) -> bool:
-        if self.context is None or self.context.publish_started_at is None:
-            return True
-        return time.time() < self.context.publish_started_at + self.settings.startup_timeout_seconds
+        return self._startup_until is None or time.monotonic() < self._startup_until
 
     def _clip_frames_between(self, analysis: SegmentAnalysis, start: int, end: int) -> int:
         pts = analysis.frame_pts
