@@ -1,4 +1,4 @@
-"""`python -m benchmarks [--soak] [--only accuracy,density,detection,verdicts] [--quick]`.
+"""`python -m benchmarks [--soak] [--only accuracy,density,detection,verdicts,hostile] [--quick]`.
 
 Runs the benchmarks against real servers on loopback, prints one table (figure, measured,
 target, baseline, status) and writes the same figures as JSON under benchmarks/results/
@@ -23,7 +23,7 @@ from typing import Any
 from benchmarks.table import Figure, render_markdown, render_text, to_document, write_document
 
 RESULTS = Path(__file__).resolve().parent / "results"
-DEFAULT = ("accuracy", "density", "detection", "verdicts")
+DEFAULT = ("accuracy", "density", "detection", "verdicts", "hostile")
 
 
 def _runner(name: str) -> Callable[[Path, bool], Coroutine[Any, Any, list[Figure]]]:
@@ -43,6 +43,10 @@ def _runner(name: str) -> Callable[[Path, bool], Coroutine[Any, Any, list[Figure
         from benchmarks import verdicts
 
         return verdicts.run
+    if name == "hostile":
+        from benchmarks import hostile
+
+        return hostile.run
     if name == "soak":
         from benchmarks import soak
 

@@ -114,8 +114,13 @@ class RecordingObserver:
             analysis.last_pts if analysis else None,
         )
 
-    def on_error(self, rendition: str | None, kind: str, detail: str) -> None:
+    def on_error(
+        self, rendition: str | None, kind: str, detail: str, source: str | None = None
+    ) -> None:
         self.errors.append((time.time(), kind, detail))
+
+    def on_anomaly(self, rendition: str, anomaly: str) -> None:
+        return None
 
 
 class ExtraFollower:

@@ -45,7 +45,7 @@ class Target:
 
 @dataclass(frozen=True)
 class Figure:
-    section: str  # "accuracy", "density", "detection", "verdicts", "soak"
+    section: str  # "accuracy", "density", "detection", "verdicts", "hostile", "soak"
     name: str
     measured: float | None  # None: could not be measured (the note says why)
     unit: str = ""

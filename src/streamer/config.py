@@ -133,6 +133,8 @@ class StreamConfig(BaseModel):
     connect_timeout: float = 10.0
     drain_timeout: float = 10.0
     expected_renditions: int | None = Field(None, ge=1, le=64)
+    # Renditions followed at most (a master may list thousands); the rest are counted.
+    max_renditions: int = Field(16, ge=1, le=64)
     tls_ca_file: str | None = None
     checks: dict[str, dict[str, Any]] = Field(default_factory=dict)
     clip: ClipSettings = Field(default_factory=ClipSettings)
@@ -203,6 +205,16 @@ class StreamConfig(BaseModel):
             except InvalidURLError as exc:
                 raise ValueError(str(exc)) from None
         return value
+
+    @model_validator(mode="after")
+    def _renditions(self) -> StreamConfig:
+        expected = self.expected_renditions
+        if expected is not None and expected > self.max_renditions:
+            raise ValueError(
+                f"expected_renditions: {expected} is more than max_renditions "
+                f"({self.max_renditions}), the most renditions followed"
+            )
+        return self
 
     @model_validator(mode="after")
     def _urls_or_api(self) -> StreamConfig:

@@ -93,6 +93,32 @@ class CheckFailed:
     at: float
 
 
+@dataclass(frozen=True, kw_only=True)
+class RequestFailed:
+    """One failed playback request (after its retries). Counted, every one; reported as a
+    failure only when it starts a run of them (see playback/storms.py)."""
+
+    labels: StreamLabels
+    session_id: str
+    rendition: str | None
+    kind: str  # http_error, timeout, playlist_error
+    source: str  # what was requested: master playlist, media playlist, segment, init segment
+    at: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class PlaybackAnomaly:
+    """Something odd about the platform's playback that no viewer notices: counted, never a
+    failure. `anomaly` is one of a fixed set (e.g. unheld_blocking_reload,
+    renditions_over_cap)."""
+
+    labels: StreamLabels
+    session_id: str
+    rendition: str | None
+    anomaly: str
+    at: float
+
+
 @dataclass(frozen=True)
 class SessionEnded:
     labels: StreamLabels
@@ -110,6 +136,8 @@ Event = (
     | FirstSegment
     | SegmentObserved
     | CheckFailed
+    | RequestFailed
+    | PlaybackAnomaly
     | SessionEnded
 )
 

@@ -29,8 +29,10 @@ from streamer.events import (
     EventSink,
     FirstSegment,
     Outcome,
+    PlaybackAnomaly,
     PublishConnected,
     RenditionDiscovered,
+    RequestFailed,
     SegmentObserved,
     SessionEnded,
     SessionStarted,
@@ -38,15 +40,16 @@ from streamer.events import (
 )
 from streamer.placement import Placement, Unplaced, place
 from streamer.playback.fetch import Fetcher, FetchError, FetchPolicy
-from streamer.playback.follower import RenditionFollower, SegmentFetch
+from streamer.playback.follower import MEDIA_PLAYLIST, RenditionFollower, SegmentFetch
 from streamer.playback.playlist import (
     MAX_PLAYLIST_BYTES,
     MasterPlaylist,
     MediaPlaylist,
     PlaylistError,
-    parse,
     rendition_names,
 )
+from streamer.playback.storms import ErrorStorms, StormSummary
+from streamer.playback.workers import parse_playlist
 from streamer.publish.errors import PublishError
 from streamer.publish.flv import FlvClip
 from streamer.publish.publisher import FaultInjection, Publisher
@@ -59,6 +62,11 @@ SINGLE_RENDITION = "source"
 _TICK_SECONDS = 0.25
 _MASTER_REFRESH_SECONDS = 5.0
 _STOP_AHEAD_SECONDS = 0.1  # more than the publisher's 50 ms send batches
+# A rendition gone from the master is still followed this long (a viewer already playing
+# it keeps polling its playlist), then its follower is retired.
+_RETIRE_AFTER_SECONDS = 3 * _MASTER_REFRESH_SECONDS
+MASTER_PLAYLIST = "master playlist"
+RENDITIONS_OVER_CAP = "renditions_over_cap"  # an anomaly: counted, once per session
 
 
 class ProvisionError(Exception):
@@ -99,6 +107,7 @@ class SessionSettings:
     fetch: FetchPolicy = field(default_factory=FetchPolicy)
     tls_ca_file: str | None = None
     expected_renditions: int | None = None
+    max_renditions: int = 16  # followed at most; a master may list thousands
     checks: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     faults: FaultInjection | None = None
     playback_headers: Callable[[], Mapping[str, str]] | None = None
@@ -129,6 +138,12 @@ class Session:
         self._failed_kinds: list[str] = []
         self._followers: dict[str, RenditionFollower] = {}
         self._follower_tasks: list[asyncio.Task[None]] = []
+        self._follower_task: dict[str, asyncio.Task[None]] = {}
+        self._followed_names: set[str] = set()  # every rendition followed this session
+        self._absent_since: dict[str, float] = {}  # followed, gone from the master (monotonic)
+        self._over_cap_reported = False
+        self._storms = ErrorStorms()
+        self._startup_until: float | None = None  # monotonic end of the startup window
         self._first_segment_at: float | None = None
         self._last_startup_error: str | None = None
         self._error_tags_seen: set[tuple[str | None, str]] = set()
@@ -287,6 +302,7 @@ class Session:
             await self._finish_publish(publish_task)
             self.context.publish_stopped_at = time.time()
             await self._drain()
+            self._report_storms(self._storms.end())
             self._run_checks(lambda c: c.on_end(time.time()))
             if self._first_segment_at is None and "startup_timeout" not in self._failed_kinds:
                 last = self._last_startup_error
@@ -346,8 +362,8 @@ class Session:
         last_sent = self._publisher.send_log.frames_sent - 1
         # The last partial GOP may never be packaged: one GOP short counts as complete.
         wanted = last_sent - self._clip.gop_frames
-        deadline = time.time() + self.settings.drain_timeout_seconds
-        while time.time() < deadline and self._followers:
+        deadline = time.monotonic() + self.settings.drain_timeout_seconds
+        while time.monotonic() < deadline and self._followers:
             if all(
                 self._newest_frame.get(name, -1) >= wanted or f.ended
                 for name, f in self._followers.items()
@@ -355,7 +371,7 @@ class Session:
                 break
             await asyncio.sleep(0.1)
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(max(0.5, deadline - time.time())):
+            async with asyncio.timeout(max(0.5, deadline - time.monotonic())):
                 await asyncio.gather(*(f.wait_downloads() for f in self._followers.values()))
 
     async def _tick(self, started: float) -> None:
@@ -378,12 +394,14 @@ class Session:
 
     async def _fetch_top(self) -> MasterPlaylist | MediaPlaylist:
         fetched = await self._fetcher.get(
-            self._target.playback_url, "master playlist", MAX_PLAYLIST_BYTES, retry=False
+            self._target.playback_url, MASTER_PLAYLIST, MAX_PLAYLIST_BYTES, retry=False
         )
-        return parse(fetched.body.decode("utf-8", errors="replace"), self._target.playback_url)
+        return await parse_playlist(fetched.body, self._target.playback_url)
 
     async def _discover_and_follow(self, started: float) -> None:
-        deadline = started + self.settings.startup_timeout_seconds
+        # The deadline on the monotonic clock: a wall-clock step must not move it.
+        remaining = started + self.settings.startup_timeout_seconds - time.time()
+        deadline = self._startup_until = time.monotonic() + remaining
         refused = False
         while True:
             try:
@@ -396,7 +414,7 @@ class Session:
                 if isinstance(exc, FetchError) and exc.status in (401, 403) and not refused:
                     refused = True
                     self._emit_failure(kind, None, str(exc))
-                if time.time() > deadline:
+                if time.monotonic() > deadline:
                     if not refused:
                         self._emit_failure(kind, None, str(exc))
                     return
@@ -411,32 +429,93 @@ class Session:
             try:
                 top = await self._fetch_top()
             except (FetchError, PlaylistError) as exc:
-                if self.context is not None and self.context.publish_stopped_at is None:
-                    kind = exc.kind if isinstance(exc, FetchError) else "playlist_error"
-                    self._emit_failure(kind, None, str(exc))
+                kind = exc.kind if isinstance(exc, FetchError) else "playlist_error"
+                self.on_error(None, kind, str(exc), MASTER_PLAYLIST)
                 continue
             if isinstance(top, MediaPlaylist):
-                self._emit_failure(
-                    "playlist_error", None, "master playlist turned into a media playlist"
+                self.on_error(
+                    None,
+                    "playlist_error",
+                    "master playlist turned into a media playlist",
+                    MASTER_PLAYLIST,
                 )
                 continue
+            self._report_storms(self._storms.recovered(None, MASTER_PLAYLIST))
             self._on_master(top)
 
     def _on_master(self, master: MasterPlaylist) -> None:
         now = time.time()
         if master.error is not None:
             self._report_error_tag(None, master.error)
+        master = self._within_cap(master)
         names = rendition_names(master.variants)
         for name, variant in zip(names, master.variants, strict=True):
+            self._absent_since.pop(name, None)
             follower = self._followers.get(name)
             if follower is None:
-                self._follow(
-                    name, variant.uri, variant.resolution, variant.codecs, variant.bandwidth
-                )
+                if name in self._followed_names or self._room_for_another():
+                    self._follow(
+                        name, variant.uri, variant.resolution, variant.codecs, variant.bandwidth
+                    )
             elif follower.url != variant.uri:
                 log.info("rendition %s moved to a new URI; following it there", name)
                 follower.url = variant.uri
+        self._retire_absent(set(names))
         self._run_checks(lambda c: c.on_master(master, names, now))
+
+    def _within_cap(self, master: MasterPlaylist) -> MasterPlaylist:
+        """The master's first `max_renditions` variants: each followed rendition costs
+        requests, decoding and label values; more than that is counted, not followed."""
+        cap = self.settings.max_renditions
+        if master.listed_variants <= cap:
+            return master
+        self._renditions_over_cap(master.listed_variants)
+        return MasterPlaylist(variants=master.variants[:cap], error=master.error)
+
+    def _room_for_another(self) -> bool:
+        if len(self._followed_names) < self.settings.max_renditions:
+            return True
+        # Renditions renamed on every refresh would otherwise spawn followers without end.
+        self._renditions_over_cap(None)
+        return False
+
+    def _renditions_over_cap(self, listed: int | None) -> None:
+        if self._over_cap_reported:
+            return
+        self._over_cap_reported = True
+        cap = self.settings.max_renditions
+        what = f"lists {listed} renditions" if listed else "renames its renditions"
+        log.warning(
+            "the master playlist %s; following at most %d (max_renditions)",
+            what,
+            cap,
+            extra={"stream": self._labels.stream, "session_id": self.session_id},
+        )
+        self._sink.handle(
+            PlaybackAnomaly(
+                labels=self._labels,
+                session_id=self.session_id,
+                rendition=None,
+                anomaly=RENDITIONS_OVER_CAP,
+                at=time.time(),
+            )
+        )
+
+    def _retire_absent(self, present: set[str]) -> None:
+        """Followers of renditions gone from the master for a while are stopped, and their
+        caches dropped with them."""
+        now = time.monotonic()
+        for name in [n for n in self._followers if n not in present]:
+            since = self._absent_since.setdefault(name, now)
+            if now - since < _RETIRE_AFTER_SECONDS:
+                continue
+            log.info("rendition %s left the master playlist; no longer followed", name)
+            if self.context is not None:
+                self.context.retired_renditions.add(name)
+            del self._followers[name]
+            del self._absent_since[name]
+            self._follower_task.pop(name).cancel()
+        self._follower_tasks = [t for t in self._follower_tasks if not t.done()]
 
     def _follow(
         self, name: str, url: str, resolution: str | None, codecs: str | None, bandwidth: int | None
@@ -447,10 +526,20 @@ class Session:
             )
         )
         follower = RenditionFollower(
-            name, url, self._fetcher, self, self.settings.poll_step_seconds
+            name,
+            url,
+            self._fetcher,
+            self,
+            self.settings.poll_step_seconds,
+            gop_seconds=self._clip.gop_frames / self._clip.fps,
         )
         self._followers[name] = follower
-        self._follower_tasks.append(asyncio.create_task(follower.run(), name=f"follow-{name}"))
+        self._followed_names.add(name)
+        if self.context is not None:
+            self.context.retired_renditions.discard(name)
+        task = asyncio.create_task(follower.run(), name=f"follow-{name}")
+        self._follower_task[name] = task
+        self._follower_tasks.append(task)
 
     @property
     def followers(self) -> Mapping[str, RenditionFollower]:
@@ -460,6 +549,7 @@ class Session:
 
     def on_playlist(self, rendition: str, playlist: MediaPlaylist, fetched_at: float) -> None:
         self._seen_renditions.add(rendition)
+        self._report_storms(self._storms.recovered(rendition, MEDIA_PLAYLIST))
         if playlist.error is not None:
             self._report_error_tag(rendition, playlist.error)
         self._run_checks(lambda c: c.on_playlist(rendition, playlist, fetched_at))
@@ -472,21 +562,57 @@ class Session:
         self._error_tags_seen.add((rendition, text))
         self._emit_failure("playlist_error", rendition, f"EXT-X-ERROR: {text}")
 
-    def on_error(self, rendition: str | None, kind: str, detail: str) -> None:
+    def on_error(
+        self, rendition: str | None, kind: str, detail: str, source: str | None = None
+    ) -> None:
         stopped = self.context is not None and self.context.publish_stopped_at is not None
         starting = rendition is not None and rendition not in self._seen_renditions
         if stopped or (starting and self._within_startup()):
             return  # a stream that has not started, or has ended, may 404: not a fault
-        self._emit_failure(kind, rendition, detail)
+        if source is None:
+            self._emit_failure(kind, rendition, detail)
+            return
+        self._sink.handle(
+            RequestFailed(
+                labels=self._labels,
+                session_id=self.session_id,
+                rendition=rendition,
+                kind=kind,
+                source=source,
+                at=time.time(),
+            )
+        )
+        # The first failure of a run is reported as it is; the rest are counted, and
+        # summed up once the run ends (see playback/storms.py).
+        if self._storms.failed(rendition, source, kind, detail):
+            self._emit_failure(kind, rendition, detail)
+
+    def _report_storms(self, summaries: list[StormSummary]) -> None:
+        for summary in summaries:
+            self._emit_failure(summary.kind, summary.rendition, summary.detail)
+
+    def on_anomaly(self, rendition: str, anomaly: str) -> None:
+        self._sink.handle(
+            PlaybackAnomaly(
+                labels=self._labels,
+                session_id=self.session_id,
+                rendition=rendition,
+                anomaly=anomaly,
+                at=time.time(),
+            )
+        )
 
     def _within_startup(self) -> bool:
-        if self.context is None or self.context.publish_started_at is None:
-            return True
-        return time.time() < self.context.publish_started_at + self.settings.startup_timeout_seconds
+        return self._startup_until is None or time.monotonic() < self._startup_until
 
     def on_segment(self, fetch: SegmentFetch) -> None:
+        if fetch.downloaded_at is not None:  # the requests succeeded, whatever the bytes are
+            self._report_storms(self._storms.recovered(fetch.rendition, "segment"))
+            self._report_storms(self._storms.recovered(fetch.rendition, "init segment"))
         if fetch.error_kind is not None:
-            self.on_error(fetch.rendition, fetch.error_kind, fetch.error_detail or "")
+            self.on_error(
+                fetch.rendition, fetch.error_kind, fetch.error_detail or "", fetch.error_source
+            )
             return
         analysis = fetch.analysis
         assert analysis is not None and fetch.downloaded_at is not None

@@ -45,6 +45,7 @@ def session_settings(
         "drain_timeout_seconds": stream.drain_timeout,
         "tls_ca_file": stream.tls_ca_file,
         "expected_renditions": stream.expected_renditions,
+        "max_renditions": stream.max_renditions,
         "checks": stream.checks,
         "fetch": FetchPolicy(allow=tuple(stream.fetch_allow), deny=tuple(stream.fetch_deny)),
     }

@@ -278,8 +278,13 @@ class _Observer:
     def on_segment(self, fetch: SegmentFetch) -> None:
         self.segments.append(fetch)
 
-    def on_error(self, rendition: str | None, kind: str, detail: str) -> None:
+    def on_error(
+        self, rendition: str | None, kind: str, detail: str, source: str | None = None
+    ) -> None:
         self.errors.append((kind, detail))
+
+    def on_anomaly(self, rendition: str, anomaly: str) -> None:
+        pass
 
 
 async def test_a_playlist_pointing_at_cloud_metadata_is_a_measured_error(

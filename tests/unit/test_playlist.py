@@ -3,6 +3,8 @@ from __future__ import annotations
 import pytest
 
 from streamer.playback.playlist import (
+    MAX_PARSED_SEGMENTS,
+    MAX_PARSED_VARIANTS,
     MasterPlaylist,
     MediaPlaylist,
     PlaylistError,
@@ -81,8 +83,113 @@ def test_repeated_resolutions_get_unique_names() -> None:
     master = parse(
         "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=2000000,RESOLUTION=1280x720\na.m3u8\n"
         "#EXT-X-STREAM-INF:BANDWIDTH=1000000,RESOLUTION=1280x720\nb.m3u8\n"
-        "#EXT-X-STREAM-INF:BANDWIDTH=500000\nc.m3u8\n",
+        "#EXT-X-STREAM-INF:BANDWIDTH=500000\nc.m3u8\n"
+        '#EXT-X-STREAM-INF:BANDWIDTH=64000,CODECS="mp4a.40.2"\nd.m3u8\n',
         "http://o/m.m3u8",
     )
     assert isinstance(master, MasterPlaylist)
-    assert rendition_names(master.variants) == ["1280x720-2000k", "1280x720-1000k", "500k"]
+    assert rendition_names(master.variants) == ["1280x720", "1280x720-2", "variant", "audio"]
+
+
+def _two_720p(first: int, second: int) -> MasterPlaylist:
+    master = parse(
+        f"#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH={first},RESOLUTION=1280x720\na.m3u8\n"
+        f"#EXT-X-STREAM-INF:BANDWIDTH={second},RESOLUTION=1280x720\nb.m3u8\n",
+        "http://o/m.m3u8",
+    )
+    assert isinstance(master, MasterPlaylist)
+    return master
+
+
+def test_names_do_not_change_when_the_bandwidth_does() -> None:
+    # A platform re-measuring its variants' BANDWIDTH between master refreshes: the same
+    # renditions, which must keep their names (a new name is a new follower and label).
+    names = {
+        tuple(rendition_names(_two_720p(a, b).variants))
+        for a, b in [(2_000_000, 1_000_000), (2_100_000, 990_000), (1_900_000, 1_050_000)]
+    }
+    assert names == {("1280x720", "1280x720-2")}
+
+
+def test_many_variants_get_unique_names() -> None:
+    variants = _two_720p(1, 2).variants * 10_000
+    names = rendition_names(variants)
+    assert len(set(names)) == len(variants) == 20_000
+    assert names[-1] == "1280x720-20000"
+
+
+def test_an_absurd_resolution_is_no_name() -> None:
+    master = parse(
+        "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1,RESOLUTION=99999999x1\na.m3u8\n",
+        "http://o/m.m3u8",
+    )
+    assert isinstance(master, MasterPlaylist)
+    assert master.variants[0].resolution is None
+    assert rendition_names(master.variants) == ["variant"]
+
+
+def test_ll_hls_part_target_and_blocking_reload() -> None:
+    media = parse(
+        "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-PART-INF:PART-TARGET=0.334\n"
+        "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=1.0\n"
+        "#EXT-X-MEDIA-SEQUENCE:4\n#EXTINF:2,\na.ts\n#EXTINF:2,\nb.ts\n#EXTINF:2,\nc.ts\n",
+        "http://o/m.m3u8",
+    )
+    assert isinstance(media, MediaPlaylist)
+    assert media.part_target == pytest.approx(0.334) and media.can_block_reload
+    assert [s.sequence for s in media.segments_after(4)] == [5, 6]
+    assert media.segments_after(6) == () and len(media.segments_after(1)) == 3
+    plain = parse(MEDIA, "http://o/k.m3u8")
+    assert isinstance(plain, MediaPlaylist) and plain.part_target is None
+
+
+def test_absurd_part_target_is_a_playlist_error() -> None:
+    with pytest.raises(PlaylistError, match="PART-TARGET"):
+        parse(
+            "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-PART-INF:PART-TARGET=-1\n#EXTINF:2,\na.ts\n",
+            "http://o/m.m3u8",
+        )
+
+
+def _long_media(count: int) -> str:
+    lines = ["#EXTM3U", "#EXT-X-TARGETDURATION:2", "#EXT-X-MEDIA-SEQUENCE:10"]
+    lines += ['#EXT-X-MAP:URI="init0.mp4"', "#EXT-X-DISCONTINUITY"]
+    for n in range(count):
+        if n == count - 2 * MAX_PARSED_SEGMENTS:  # before the cut, still in force after it
+            lines.append('#EXT-X-MAP:URI="init1.mp4"')
+        if n == count - 100:
+            lines.append('#EXT-X-MAP:URI="init2.mp4"')
+        if n == count - 50:
+            lines += ["#EXT-X-DISCONTINUITY", "#EXT-X-PROGRAM-DATE-TIME:2024-01-01T00:00:00Z"]
+        lines += ["#EXTINF:2.000,", f"s{n}.ts"]
+    return "\n".join(lines) + "\n#EXT-X-ERROR:late\n"
+
+
+def test_a_long_media_playlist_is_parsed_from_its_newest_segments() -> None:
+    count = 3 * MAX_PARSED_SEGMENTS
+    media = parse(_long_media(count), "http://o/k.m3u8")
+    assert isinstance(media, MediaPlaylist)
+    assert len(media.segments) == MAX_PARSED_SEGMENTS
+    # Numbered as in the whole playlist, URIs and tags where they belong.
+    assert [s.sequence for s in media.segments[:1]] == [10 + count - MAX_PARSED_SEGMENTS]
+    assert all(s.uri == f"http://o/s{s.sequence - 10}.ts" for s in media.segments)
+    assert [s.sequence - 10 for s in media.segments if s.discontinuity] == [count - 50]
+    inits = {s.sequence - 10: s.init_uri for s in media.segments}
+    assert inits[count - MAX_PARSED_SEGMENTS] == "http://o/init1.mp4"  # carried over the cut
+    assert inits[count - 101] == "http://o/init1.mp4"
+    assert inits[count - 100] == inits[count - 1] == "http://o/init2.mp4"
+    assert media.error == "late"
+    short = parse(_long_media(10), "http://o/k.m3u8")
+    assert isinstance(short, MediaPlaylist) and len(short.segments) == 10
+    assert short.segments[0].discontinuity and short.segments[0].sequence == 10
+
+
+def test_a_huge_master_is_parsed_up_to_what_can_be_followed() -> None:
+    variants = "".join(
+        f"#EXT-X-STREAM-INF:BANDWIDTH={1000 + i},RESOLUTION=640x360\nv{i}.m3u8\n"
+        for i in range(5000)
+    )
+    master = parse("#EXTM3U\n" + variants, "http://o/m.m3u8")
+    assert isinstance(master, MasterPlaylist)
+    assert len(master.variants) == MAX_PARSED_VARIANTS and master.listed_variants == 5000
+    assert master.variants[-1].uri == f"http://o/v{MAX_PARSED_VARIANTS - 1}.m3u8"

@@ -210,3 +210,34 @@ def test_huge_sequence_numbers_are_checked_like_small_ones() -> None:
     assert gap.on_playlist("r", first, T0) == []
     (failure,) = gap.on_playlist("r", later, T0 + 1)
     assert failure.detail.startswith("4 segment(s) never listed")
+
+
+segment_tags = st.sampled_from(
+    [
+        "#EXT-X-DISCONTINUITY",
+        '#EXT-X-MAP:URI="init-a.mp4"',
+        '#EXT-X-MAP:URI="init-b.mp4"',
+        "#EXT-X-PROGRAM-DATE-TIME:2024-01-01T00:00:00Z",
+        "#EXT-X-UNKNOWN:1",
+        "",
+    ]
+)
+
+
+@FUZZ
+@given(
+    st.lists(st.tuples(st.lists(segment_tags, max_size=3), st.integers(0, 9)), max_size=40),
+    st.lists(segment_tags, max_size=3),
+    st.integers(1, 12),
+)
+def test_cutting_old_segments_keeps_the_newest_exactly(
+    segments: list[tuple[list[str], int]], header: list[str], keep: int
+) -> None:
+    lines = ["#EXTM3U", "#EXT-X-TARGETDURATION:10", "#EXT-X-MEDIA-SEQUENCE:5", *header]
+    for n, (tags, seconds) in enumerate(segments):
+        lines += [*tags, f"#EXTINF:{seconds}.0,", f"s{n}.ts"]
+    text = "\n".join(lines) + "\n"
+    whole = parse(text, URI, max_segments=10**6)
+    newest = parse(text, URI, max_segments=keep)
+    assert isinstance(whole, MediaPlaylist) and isinstance(newest, MediaPlaylist)
+    assert newest.segments == whole.segments[-keep:] if segments else newest.segments == ()

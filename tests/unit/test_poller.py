@@ -98,3 +98,22 @@ def test_before_the_first_segment_polls_at_the_startup_step() -> None:
     scheduler.observe(5.1, False, None)
     assert scheduler.next_poll(5.1) == pytest.approx(5.2)
     assert scheduler.expected_arrival is None
+
+
+def test_an_origin_listing_faster_than_real_time_is_not_chased() -> None:
+    # A new 2 s segment on every poll, however often it is asked: it cannot be bracketed.
+    scheduler = PollScheduler(2.0)
+    now, polls = 100.0, 0
+    while now < 120.0:
+        scheduler.observe(now, True, 2.0, started_at=now - RTT)
+        now = scheduler.next_poll(now)
+        polls += 1
+    assert scheduler.racing
+    assert polls / (20.0 / 2.0) <= 6  # per target duration; learning would poll 25 times
+
+
+def test_a_burst_after_a_stall_is_not_racing() -> None:
+    scheduler = PollScheduler(2.0)
+    for at in [10.0, 12.0, 14.0, 24.0, 24.1, 24.2, 26.0, 28.0]:  # three segments at once
+        scheduler.observe(at, True, 2.0)
+        assert not scheduler.racing

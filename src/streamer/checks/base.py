@@ -8,7 +8,7 @@ hook inside a guard, and a check that crashes is reported, not fatal.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from streamer.playback.playlist import MasterPlaylist, MediaPlaylist, Segment
@@ -47,6 +47,9 @@ class SessionContext:
     expected_renditions: int | None
     publish_started_at: float | None = None
     publish_stopped_at: float | None = None  # set once the session stops publishing
+    # Renditions gone from the master whose followers the session stopped: their playlists
+    # are no longer read, so silence from them says nothing.
+    retired_renditions: set[str] = field(default_factory=set)
 
 
 class Check:

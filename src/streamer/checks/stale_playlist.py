@@ -69,6 +69,8 @@ class StalePlaylist(ConfiguredCheck):
             limit = self.factor * state.target
             if not state.started or state.reported or limit <= 0:
                 continue
+            if name in self.context.retired_renditions:
+                continue
             idle = now - state.last_new_at
             if idle > limit:
                 state.reported = True

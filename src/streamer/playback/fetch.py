@@ -58,8 +58,12 @@ class FetchRefusedError(FetchError):
 @dataclass(frozen=True)
 class Fetched:
     body: bytes
-    started_at: float
+    started_at: float  # wall clock, when the request was sent: for latency arithmetic
     completed_at: float  # wall clock, when the last byte arrived
+    # The same two instants on the monotonic clock: for scheduling, which a wall-clock step
+    # must neither stall nor burst.
+    sent_monotonic: float = 0.0
+    received_monotonic: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -196,7 +200,7 @@ class Fetcher:
         except ValueError:
             raise FetchError("http_error", object_type, "malformed URL", retryable=False) from None
         origin = _origin(hop)
-        started = time.time()
+        started, sent = time.time(), time.monotonic()
         try:
             async with asyncio.timeout(policy.timeout_seconds):
                 for _ in range(MAX_REDIRECTS + 1):
@@ -210,7 +214,7 @@ class Fetcher:
                         if response.status in _REDIRECTS:
                             hop = self._redirect_target(hop, response, object_type)
                             continue
-                        return await _read(response, object_type, max_bytes, started)
+                        return await _read(response, object_type, max_bytes, started, sent)
                 raise FetchError("http_error", object_type, f"more than {MAX_REDIRECTS} redirects")
         except TimeoutError:
             raise FetchError(
@@ -251,7 +255,11 @@ class Fetcher:
 
 
 async def _read(
-    response: aiohttp.ClientResponse, object_type: str, max_bytes: int, started: float
+    response: aiohttp.ClientResponse,
+    object_type: str,
+    max_bytes: int,
+    started: float,
+    sent: float,
 ) -> Fetched:
     if response.status >= 300:
         detail = f"HTTP {response.status}"
@@ -268,4 +276,4 @@ async def _read(
         if size > max_bytes:
             raise FetchError("http_error", object_type, f"body larger than {max_bytes} bytes")
         chunks.append(chunk)
-    return Fetched(b"".join(chunks), started, time.time())
+    return Fetched(b"".join(chunks), started, time.time(), sent, time.monotonic())

@@ -1,14 +1,20 @@
 """Following one rendition like a viewer: poll its media playlist, fetch every new segment.
 
 The follower only observes and reports; it decides nothing about health. Each new segment
-is downloaded once, analysed in a worker thread and dropped: memory stays bounded however
-long a session runs.
+is downloaded once, analysed on the analysis pool (playback/workers.py) and dropped: memory
+stays bounded however long a session runs.
+
+What the platform says is not trusted blindly: the target duration is kept plausible
+(playback/target.py), blocking reloads never go faster than a floor (playback/poller.py),
+and failed polls back off with jitter instead of hammering a failing origin. Scheduling runs
+on the monotonic clock; wall-clock times are only recorded, for the latency arithmetic.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from dataclasses import dataclass
 from typing import Protocol
@@ -20,12 +26,26 @@ from streamer.playback.playlist import (
     MediaPlaylist,
     PlaylistError,
     Segment,
-    parse,
 )
-from streamer.playback.poller import PollScheduler
-from streamer.playback.segment import SegmentAnalysis, SegmentDecodeError, analyse
+from streamer.playback.poller import (
+    BlockingReloads,
+    FailureBackoff,
+    PollScheduler,
+    blocking_floor,
+)
+from streamer.playback.segment import SegmentAnalysis, SegmentDecodeError
+from streamer.playback.target import TargetSanity
+from streamer.playback.workers import analyse_segment, parse_playlist
+
+log = logging.getLogger(__name__)
 
 _MAX_QUEUED_SEGMENTS = 32  # a runaway playlist must not queue unbounded downloads
+# An init section (EXT-X-MAP) holds codec headers, a few KiB; one is cached per follower.
+MAX_INIT_BYTES = 2 << 20
+_DEFAULT_TARGET = 2.0  # before a playlist said anything
+_STARTUP_BACKOFF_CAP = 0.25  # before a rendition's first playlist: its start is being timed
+UNHELD_BLOCKING_RELOAD = "unheld_blocking_reload"  # an anomaly (counted, not a failure)
+MEDIA_PLAYLIST = "media playlist"
 
 
 @dataclass(frozen=True)
@@ -41,12 +61,21 @@ class SegmentFetch:
     analysis: SegmentAnalysis | None
     error_kind: str | None
     error_detail: str | None
+    error_source: str | None = None  # the object a failed request was for ("segment", ...)
 
 
 class FollowerObserver(Protocol):
     def on_playlist(self, rendition: str, playlist: MediaPlaylist, fetched_at: float) -> None: ...
     def on_segment(self, fetch: SegmentFetch) -> None: ...
-    def on_error(self, rendition: str | None, kind: str, detail: str) -> None: ...
+
+    def on_error(
+        self, rendition: str | None, kind: str, detail: str, source: str | None = None
+    ) -> None:
+        """`source`: the object whose request failed ("media playlist", ...), None for an
+        error that is not a failed request."""
+
+    def on_anomaly(self, rendition: str, anomaly: str) -> None:
+        """Something no viewer notices, to count (e.g. UNHELD_BLOCKING_RELOAD)."""
 
 
 class RenditionFollower:
@@ -57,6 +86,7 @@ class RenditionFollower:
         fetcher: Fetcher,
         observer: FollowerObserver,
         poll_step: float = 0.1,
+        gop_seconds: float | None = None,
     ) -> None:
         self.name = name
         self.url = url  # may change when the master renumbers renditions
@@ -68,9 +98,21 @@ class RenditionFollower:
         self._queue: asyncio.Queue[tuple[Segment, float, bool]] = asyncio.Queue(
             _MAX_QUEUED_SEGMENTS
         )
+        self._overflowing = False
+        self._targets = TargetSanity(gop_seconds)
+        self._target = _DEFAULT_TARGET  # the working target of the newest playlist
+        self._blocking = BlockingReloads()
+        self._backoff = FailureBackoff(base=poll_step)
+        self._failures = 0  # failed polls in a row
+        self._segment_failures = 0  # failed segment downloads in a row
+        self._got_playlist = False
         self.scheduler: PollScheduler | None = None
         self.playlist_requests = 0
         self.ended = False  # the playlist carried EXT-X-ENDLIST
+
+    @property
+    def unheld_blocking_reloads(self) -> int:
+        return self._blocking.unheld
 
     async def run(self) -> None:
         downloader = asyncio.create_task(self._download_loop(), name=f"download-{self.name}")
@@ -80,6 +122,7 @@ class RenditionFollower:
             downloader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await downloader
+            self._init_cache.clear()
 
     async def wait_downloads(self) -> None:
         await self._queue.join()
@@ -89,76 +132,121 @@ class RenditionFollower:
         parsed: tuple[bytes, str, MasterPlaylist | MediaPlaylist] | None = None
         while True:
             self.playlist_requests += 1
+            blocking_request = url_with_msn is not None
             try:
+                # In a run of failures, no retries inside the request: the backoff spaces
+                # the requests out instead.
                 fetched = await self._fetcher.get(
-                    url_with_msn or self.url, "media playlist", MAX_PLAYLIST_BYTES
+                    url_with_msn or self.url,
+                    MEDIA_PLAYLIST,
+                    MAX_PLAYLIST_BYTES,
+                    retry=self._failures == 0,
                 )
                 if parsed is not None and parsed[0] == fetched.body and parsed[1] == self.url:
                     playlist = parsed[2]  # unchanged since the last poll: no need to parse
                 else:
-                    playlist = parse(fetched.body.decode("utf-8", errors="replace"), self.url)
+                    playlist = await parse_playlist(fetched.body, self.url)
                     parsed = (fetched.body, self.url, playlist)
             except FetchError as exc:
-                self._observer.on_error(self.name, exc.kind, f"{exc.object_type}: {exc.detail}")
-                await asyncio.sleep(self._poll_step)
+                self._observer.on_error(
+                    self.name, exc.kind, f"{exc.object_type}: {exc.detail}", exc.object_type
+                )
                 url_with_msn = None
+                await self._after_failure()
                 continue
             except PlaylistError as exc:
-                self._observer.on_error(self.name, "playlist_error", str(exc))
-                await asyncio.sleep(self._poll_step)
+                self._observer.on_error(self.name, "playlist_error", str(exc), MEDIA_PLAYLIST)
+                url_with_msn = None
+                await self._after_failure()
                 continue
             if isinstance(playlist, MasterPlaylist):
                 self._observer.on_error(
                     self.name,
                     "playlist_error",
                     "got a master playlist where a media playlist belongs",
+                    MEDIA_PLAYLIST,
                 )
-                await asyncio.sleep(max(self._poll_step, 1.0))
+                url_with_msn = None
+                await self._after_failure(minimum=1.0)
                 continue
+            self._failures = 0
+            self._got_playlist = True
+            playlist, implausible = self._targets.apply(playlist)
+            self._target = playlist.target_duration or _DEFAULT_TARGET
             new = self._take_new(playlist, fetched)
             self._observer.on_playlist(self.name, playlist, fetched.completed_at)
+            if implausible is not None:
+                self._observer.on_error(self.name, "playlist_error", implausible)
             if playlist.endlist:
                 self.ended = True
-            scheduler = self._scheduler(playlist)
+            scheduler = self._scheduler()
             scheduler.observe(
-                fetched.completed_at,
+                fetched.received_monotonic,
                 bool(new),
                 new[-1].duration if new else None,
-                started_at=fetched.started_at,
+                started_at=fetched.sent_monotonic,
             )
-            if playlist.can_block_reload and playlist.last_sequence is not None:
-                # LL-HLS: the server holds the answer until the next segment exists.
+            floor = blocking_floor(self._target, playlist.part_target)
+            if blocking_request and self._blocking.answered(
+                fetched.sent_monotonic, fetched.received_monotonic, bool(new), floor
+            ):
+                self._observer.on_anomaly(self.name, UNHELD_BLOCKING_RELOAD)
+                if self._blocking.abandoned:
+                    log.info(
+                        "rendition %s: the server answers blocking reloads at once; polling",
+                        self.name,
+                    )
+            if (
+                playlist.can_block_reload
+                and playlist.last_sequence is not None
+                and not self._blocking.abandoned
+            ):
+                # LL-HLS: the server holds the answer until the next segment exists; the
+                # floor holds us back when it does not.
                 separator = "&" if "?" in self.url else "?"
                 url_with_msn = f"{self.url}{separator}_HLS_msn={playlist.last_sequence + 1}"
+                await asyncio.sleep(max(0.0, fetched.sent_monotonic + floor - time.monotonic()))
                 continue
-            now = time.time()
+            url_with_msn = None
+            now = time.monotonic()
             await asyncio.sleep(max(0.0, scheduler.next_poll(now) - now))
 
-    def _scheduler(self, playlist: MediaPlaylist) -> PollScheduler:
+    async def _after_failure(self, minimum: float = 0.0) -> None:
+        self._failures += 1
+        # Before the first playlist, the rendition's start is being timed: stay close.
+        cap = None if self._got_playlist else _STARTUP_BACKOFF_CAP
+        delay = self._backoff.delay(self._failures, self._target, cap)
+        await asyncio.sleep(max(minimum, delay))
+
+    def _scheduler(self) -> PollScheduler:
         if self.scheduler is None:
             self.scheduler = PollScheduler(
-                target_duration=playlist.target_duration or 2.0, startup_step=self._poll_step
+                target_duration=self._target, startup_step=self._poll_step
             )
-        self.scheduler.target_duration = playlist.target_duration or 2.0
+        self.scheduler.target_duration = self._target
         return self.scheduler
 
     def _take_new(self, playlist: MediaPlaylist, fetched: Fetched) -> list[Segment]:
         first_listing = self._last_sequence is None
-        if first_listing:
+        if self._last_sequence is None:
             new = list(playlist.segments)
         else:
-            assert self._last_sequence is not None
-            new = [s for s in playlist.segments if s.sequence > self._last_sequence]
+            new = list(playlist.segments_after(self._last_sequence))
         if new:
             self._last_sequence = new[-1].sequence
         for segment in new[-_MAX_QUEUED_SEGMENTS:]:
             try:
                 self._queue.put_nowait((segment, fetched.completed_at, first_listing))
             except asyncio.QueueFull:
-                self._observer.on_error(
-                    self.name, "http_error", "segments arrive faster than they download"
-                )
+                if not self._overflowing:  # once per backlog, not once per poll
+                    self._overflowing = True
+                    self._observer.on_error(
+                        self.name, "http_error", "segments arrive faster than they download"
+                    )
                 break
+        else:
+            if self._queue.empty():
+                self._overflowing = False
         return new
 
     async def _download_loop(self) -> None:
@@ -176,6 +264,7 @@ class RenditionFollower:
             analysis: SegmentAnalysis | None = None,
             kind: str | None = None,
             detail: str | None = None,
+            source: str | None = None,
         ) -> SegmentFetch:
             return SegmentFetch(
                 self.name,
@@ -187,15 +276,22 @@ class RenditionFollower:
                 analysis,
                 kind,
                 detail,
+                source,
             )
 
+        # While segments keep failing, each gets one request: no retries on a failing origin.
+        retry = self._segment_failures == 0
         try:
-            init = await self._init_section(segment.init_uri)
-            fetched = await self._fetcher.get(segment.uri, "segment", MAX_SEGMENT_BYTES)
+            init = await self._init_section(segment.init_uri, retry)
+            fetched = await self._fetcher.get(segment.uri, "segment", MAX_SEGMENT_BYTES, retry)
         except FetchError as exc:
-            return result(kind=exc.kind, detail=f"{exc.object_type}: {exc.detail}")
+            self._segment_failures += 1
+            return result(
+                kind=exc.kind, detail=f"{exc.object_type}: {exc.detail}", source=exc.object_type
+            )
+        self._segment_failures = 0
         try:
-            analysis = await asyncio.to_thread(analyse, fetched.body, init)
+            analysis = await analyse_segment(fetched.body, init)
         except SegmentDecodeError as exc:
             return result(
                 fetched.completed_at,
@@ -203,12 +299,13 @@ class RenditionFollower:
                 kind="segment_decode_error",
                 detail=f"segment {segment.sequence}: {exc}",
             )
+        self._targets.measured(analysis.media_duration)
         return result(fetched.completed_at, len(fetched.body), analysis)
 
-    async def _init_section(self, uri: str | None) -> bytes | None:
+    async def _init_section(self, uri: str | None, retry: bool) -> bytes | None:
         if uri is None:
             return None
         if uri not in self._init_cache:
-            fetched = await self._fetcher.get(uri, "init segment", MAX_SEGMENT_BYTES)
+            fetched = await self._fetcher.get(uri, "init segment", MAX_INIT_BYTES, retry)
             self._init_cache = {uri: fetched.body}  # only the current map is kept
         return self._init_cache[uri]

@@ -16,14 +16,33 @@ duration apart, so the scheduler predicts the next arrival and polls densely onl
   window, so that the prediction re-locks within a few segments either way.
 - Before anything is known (a stream joined in the middle of a segment), polls go
   `learn_fraction` of the target duration apart until the first arrival is bracketed.
+- A playlist that keeps listing media faster than real time (a new segment on every poll,
+  whatever the poll rate) cannot be bracketed and would draw learning polls without end:
+  while recent listings hold more than twice the media time they took (plus a target
+  duration of slack, for a burst after a stall), polls go the slowest step apart.
 
 On a steady origin this costs two to three requests per segment and lands within about one
 `min_step` of the arrival.
+
+Times are on one clock, the follower's monotonic one: a wall-clock step must neither stall
+nor burst polling.
+
+Two guards for what the platform answers:
+
+- `BlockingReloads`: where a playlist offers LL-HLS blocking reloads, the server should
+  hold each request until the next segment exists. Whatever it claims, two blocking requests
+  are never sent closer than `blocking_floor` (a quarter of the part target, else of the
+  target duration), and a server that answers at once without the segment asked for is
+  counted; after `unheld_limit` such answers in a row, the follower stops asking it to
+  block and polls like above instead.
+- `FailureBackoff`: after failed requests, the next goes out later and later, with jitter,
+  up to a cap of half a target duration, so that a recovery is seen within one.
 """
 
 from __future__ import annotations
 
 import math
+import random
 from collections import deque
 from dataclasses import dataclass
 
@@ -31,6 +50,8 @@ _RESIDUALS = 8  # recent prediction errors kept
 _ANCHORS = 3  # recent bracketed arrivals the prediction is the median of
 _EARLY_RELEARN = 2  # after this many early segments in a row, the next one relearns
 _SPREAD_RANK = 0.75  # the quantile of recent |errors| taken as the window's half-width
+_RECENT_HITS = 6  # listings of new media looked at to tell an origin racing real time
+_RACING_FACTOR = 2.0
 
 
 @dataclass
@@ -56,6 +77,7 @@ class PollScheduler:
         self._anchors: deque[tuple[float, float, float]] = deque(maxlen=_ANCHORS)
         self._expected_half = 0.0  # half-width of the bracket the prediction comes from
         self._media_time = 0.0  # sum of the newest durations seen at each new listing
+        self._hits: deque[tuple[float, float]] = deque(maxlen=_RECENT_HITS)  # (at, media)
 
     @property
     def expected_arrival(self) -> float | None:
@@ -88,6 +110,8 @@ class PollScheduler:
                 self._overdue_polls += 1  # learning, but nothing comes: back off too
             return
         duration = newest_duration if newest_duration and newest_duration > 0 else None
+        if duration is not None:
+            self._hits.append((polled_at, duration))
         lower = self._lower
         self._lower = None
         self._overdue_polls = 0
@@ -155,10 +179,21 @@ class PollScheduler:
         quantile = ordered[min(len(ordered) - 1, math.floor(_SPREAD_RANK * len(ordered)))]
         return min(max(self.min_step, quantile), self._ceiling)
 
+    @property
+    def racing(self) -> bool:
+        """Whether the origin lists media faster than real time (see the module doc)."""
+        if len(self._hits) < _RECENT_HITS:
+            return False
+        took = self._hits[-1][0] - self._hits[0][0]
+        listed = sum(media for _, media in list(self._hits)[1:])
+        return listed > _RACING_FACTOR * took + max(self.target_duration, 0.5)
+
     def next_poll(self, now: float) -> float:
-        """The wall-clock time of the next poll (never before `now`)."""
+        """The time of the next poll (never before `now`)."""
         if self._last_hit is None:
             return now + self.startup_step
+        if self.racing:
+            return now + self._ceiling
         if self._expected is None:  # bracketing the first arrival
             if now - self._last_hit <= self._learn_limit:
                 return now + self.learn_step
@@ -175,3 +210,51 @@ class PollScheduler:
         # Overdue: back off geometrically, up to a share of the target duration.
         overdue: float = step * 2**self._overdue_polls
         return now + min(overdue, self._ceiling)
+
+
+BLOCKING_FLOOR_FRACTION = 0.25
+_MIN_BLOCKING_FLOOR = 0.05
+
+
+def blocking_floor(target_duration: float, part_target: float | None = None) -> float:
+    """The least time between two blocking reloads: no server has a new segment (or part)
+    sooner than a fraction of its target."""
+    basis = part_target if part_target and 0 < part_target < target_duration else target_duration
+    return max(_MIN_BLOCKING_FLOOR, BLOCKING_FLOOR_FRACTION * basis)
+
+
+@dataclass
+class BlockingReloads:
+    unheld_limit: int = 3  # answers in a row at once and without the segment: stop blocking
+
+    def __post_init__(self) -> None:
+        self.unheld = 0  # all such answers so far
+        self._in_a_row = 0
+        self.abandoned = False  # the server does not hold: poll instead
+
+    def answered(self, sent: float, received: float, new_segment: bool, floor: float) -> bool:
+        """Records the answer to a blocking request; True when the server answered at once
+        without the segment asked for (a server that already has it answers at once too,
+        with it: that is fine)."""
+        if new_segment or received - sent >= floor:
+            self._in_a_row = 0
+            return False
+        self.unheld += 1
+        self._in_a_row += 1
+        if self._in_a_row >= self.unheld_limit:
+            self.abandoned = True
+        return True
+
+
+@dataclass
+class FailureBackoff:
+    base: float = 0.05  # the first delay after a failure
+    cap_fraction: float = 0.5  # of the target duration: a recovery is seen within one
+
+    def delay(self, failures: int, target_duration: float, cap: float | None = None) -> float:
+        """How long to wait after the `failures`-th failed request in a row: doubling from
+        `base`, capped, then drawn from its upper half (jitter: many followers failing
+        together do not retry in step)."""
+        limit = cap if cap is not None else self.cap_fraction * max(target_duration, 0.5)
+        step = min(limit, self.base * 2 ** min(max(failures - 1, 0), 30))
+        return random.uniform(step / 2, step)

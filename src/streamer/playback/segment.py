@@ -13,6 +13,13 @@ Decode modes (`STREAMER_DECODE_MODE`, default `full`):
   its PTS distance from the keyframe. Several times cheaper; frame checks then see one
   readable frame per GOP, so drops show up as missing packets and a picture frozen for
   less than a GOP is not seen.
+
+Bounds (a hostile segment must cost a bounded amount of work): only the containers HLS
+allows are opened, each with its own demuxer named (`format=`), so that FFmpeg never probes
+for another one (its HLS or concat demuxers would open what the bytes name); at most
+`MAX_VIDEO_FRAMES` frames and `MAX_PACKETS` packets, frames of at most `MAX_FRAME_PIXELS`,
+and `MAX_ANALYSIS_SECONDS` of work per segment. Beyond any of them the segment is a
+SegmentDecodeError saying which bound it crossed.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import io
 import itertools
 import math
 import os
+import time
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Literal
@@ -40,6 +48,16 @@ DECODE_MODES: tuple[DecodeMode, ...] = ("full", "keyframe")
 _OPEN_OPTIONS = {"fpsprobesize": "0"}
 _KEYFRAME_OPEN_OPTIONS = {**_OPEN_OPTIONS, "probesize": "32", "analyzeduration": "0"}
 
+MAX_VIDEO_FRAMES = 3600  # 60 s at 60 fps
+MAX_PACKETS = 50_000  # video and audio together
+MAX_FRAME_PIXELS = 4096 * 2304  # 4K (UHD and DCI); an 8K picture is refused
+MAX_ANALYSIS_SECONDS = 10.0
+
+# The segment formats HLS allows (RFC 8216 section 3), as FFmpeg demuxer names.
+_MP4_BOXES = frozenset({b"ftyp", b"styp", b"moov", b"moof", b"sidx", b"free", b"emsg", b"prft"})
+_TS_PACKET = 188
+_TS_SYNC = 0x47
+
 
 def default_mode() -> DecodeMode:
     """The process's decode mode, from STREAMER_DECODE_MODE (`full` when unset or unknown)."""
@@ -52,6 +70,69 @@ def default_mode() -> DecodeMode:
 
 class SegmentDecodeError(ValueError):
     """The segment could not be demuxed or decoded; the message is safe to show."""
+
+
+def _skip_id3(data: bytes) -> bytes:
+    """Packed audio starts with an ID3 tag (its timestamp); what follows is the audio."""
+    if len(data) >= 10 and data[:3] == b"ID3":
+        size = 0
+        for byte in data[6:10]:
+            size = (size << 7) | (byte & 0x7F)  # syncsafe integer
+        return data[10 + size :]
+    return data
+
+
+def container_format(head: bytes) -> str:
+    """The demuxer for a segment's first bytes (its init section's, with EXT-X-MAP):
+    MPEG-TS, fragmented MP4 / CMAF, or packed audio (AAC in ADTS, MP3); anything else
+    raises SegmentDecodeError."""
+    if head[:1] == bytes([_TS_SYNC]) and (len(head) <= _TS_PACKET or head[_TS_PACKET] == _TS_SYNC):
+        return "mpegts"
+    if head[4:8] in _MP4_BOXES:
+        return "mov"  # FFmpeg's demuxer for MP4, fMP4 and CMAF
+    audio = _skip_id3(head)
+    if len(audio) >= 2 and audio[0] == 0xFF:
+        if audio[1] & 0xF6 == 0xF0:  # ADTS: sync word, layer 0
+            return "aac"
+        if audio[1] & 0xE0 == 0xE0:  # MPEG audio frame sync
+            return "mp3"
+    raise SegmentDecodeError(
+        "not a segment format HLS allows (MPEG-TS, fragmented MP4/CMAF, packed AAC or MP3)"
+    )
+
+
+class _Budget:
+    """Counts what a segment costs; raises SegmentDecodeError past a bound."""
+
+    def __init__(self) -> None:
+        self._deadline = time.monotonic() + MAX_ANALYSIS_SECONDS
+        self.packets = 0
+        self.frames = 0
+
+    def packet(self) -> None:
+        self.packets += 1
+        if self.packets > MAX_PACKETS:
+            raise SegmentDecodeError(f"more than {MAX_PACKETS} packets in one segment")
+        if self.packets % 64 == 0:
+            self.check_time()
+
+    def frame(self, width: int, height: int) -> None:
+        self.frames += 1
+        if self.frames > MAX_VIDEO_FRAMES:
+            raise SegmentDecodeError(f"more than {MAX_VIDEO_FRAMES} video frames in one segment")
+        check_size(width, height)
+        self.check_time()
+
+    def check_time(self) -> None:
+        if time.monotonic() > self._deadline:
+            raise SegmentDecodeError(
+                f"analysis took longer than {MAX_ANALYSIS_SECONDS:g}s (segment too costly)"
+            )
+
+
+def check_size(width: int, height: int) -> None:
+    if width * height > MAX_FRAME_PIXELS:
+        raise SegmentDecodeError(f"video of {width}x{height} is larger than 4K")
 
 
 @dataclass(frozen=True)
@@ -209,16 +290,22 @@ def analyse(
     """Demuxes and decodes a segment (TS, or fMP4 with its init section)."""
     if not data:
         raise SegmentDecodeError("empty segment")
+    demuxer = container_format(init or data)
+    budget = _Budget()
     keyframes_only = (mode or default_mode()) == "keyframe"
     packet_pts: list[int] = []  # keyframe mode: every video packet's PTS
     key_codes: dict[int, int | None] = {}  # keyframe mode: PTS -> timecode read
     video_time_base: Fraction | None = None
     try:
         options = _KEYFRAME_OPEN_OPTIONS if keyframes_only else _OPEN_OPTIONS
-        with av.open(io.BytesIO((init or b"") + data), "r", options=options) as container:
+        with av.open(
+            io.BytesIO((init or b"") + data), "r", format=demuxer, options=options
+        ) as container:
             if not container.streams.video:
                 raise SegmentDecodeError("segment has no video stream")
             vstream = container.streams.video[0]
+            declared = vstream.codec_context
+            check_size(declared.width or 0, declared.height or 0)
             astream = container.streams.audio[0] if container.streams.audio else None
             if keyframes_only:
                 vstream.thread_count = 1  # one frame: starting decoder threads costs more
@@ -242,6 +329,7 @@ def analyse(
                 else None
             )
             for packet in container.demux(streams):
+                budget.packet()
                 if packet.stream.type == "audio":
                     if packet.pts is None or audio_time_base is None:
                         continue
@@ -279,6 +367,7 @@ def analyse(
                         continue  # never decoded: known by its PTS only
                     for frame in packet.decode():
                         if isinstance(frame, av.VideoFrame) and frame.pts is not None:
+                            budget.frame(frame.width, frame.height)
                             width, height = frame.width, frame.height
                             key_codes[frame.pts] = timecode.read(_luma(frame))
                     continue
@@ -289,6 +378,7 @@ def analyse(
                         or frame.time_base is None
                     ):
                         continue
+                    budget.frame(frame.width, frame.height)
                     pts.append(float(frame.pts * frame.time_base))
                     width, height = frame.width, frame.height
                     codes.append(timecode.read(_luma(frame)))

@@ -8,6 +8,8 @@ from streamer import __version__
 from streamer.events import (
     CheckFailed,
     Event,
+    PlaybackAnomaly,
+    RequestFailed,
     SegmentObserved,
     SessionEnded,
     SessionStarted,
@@ -76,6 +78,19 @@ class MetricsSink:
             (*STREAM_LABELS, "kind", "rendition"),
             registry=r,
         )
+        self.failed_requests = Counter(
+            "streamer_failed_requests",
+            "Failed playback requests (after retries), every one, by kind and rendition",
+            (*STREAM_LABELS, "kind", "rendition"),
+            registry=r,
+        )
+        self.playback_anomalies = Counter(
+            "streamer_playback_anomalies",
+            "Playback oddities no viewer notices (e.g. blocking reloads answered without "
+            "holding, renditions over the cap)",
+            (*STREAM_LABELS, "anomaly", "rendition"),
+            registry=r,
+        )
         self.last_success = Gauge(
             "streamer_last_session_success",
             "1 when the last finished session succeeded",
@@ -118,6 +133,10 @@ class MetricsSink:
                 self.listed_latency.labels(*rendition).observe(event.listed_latency_seconds)
         elif isinstance(event, CheckFailed):
             self.errors.labels(*values, event.kind, event.rendition or "").inc()
+        elif isinstance(event, RequestFailed):
+            self.failed_requests.labels(*values, event.kind, event.rendition or "").inc()
+        elif isinstance(event, PlaybackAnomaly):
+            self.playback_anomalies.labels(*values, event.anomaly, event.rendition or "").inc()
         elif isinstance(event, SessionEnded):
             self.active.labels(*values).set(0)
             self.tests.labels(*values, event.outcome).inc()
