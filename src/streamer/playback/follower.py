@@ -115,6 +115,12 @@ class RenditionFollower:
                 )
                 await asyncio.sleep(max(self._poll_step, 1.0))
                 continue
+            if playlist.endlist and self._last_sequence is None:
+                # Ended before it was ever live to us: the previous stream's playlist, left
+                # in place until the packager writes this one's (an FFmpeg restarted per
+                # publish restarts its numbering too). Not this stream's: wait for it.
+                await asyncio.sleep(self._poll_step)
+                continue
             new = self._take_new(playlist, fetched)
             self._observer.on_playlist(self.name, playlist, fetched.completed_at)
             if playlist.endlist:
