@@ -171,6 +171,7 @@ def test_a_one_frame_step_back_is_counted_a_replay_fails() -> None:
     records = [R.segment(0), R.segment(1, frames=jitter)]
     assert feed(FrozenVideo(context(), {}), records) == []
     assert observed(FrozenVideo(context(), {}), records) == {"repeated_frames": 1}
+    assert findings(FrameDrop(context(), {}), records) == []  # 71 was shown before 70 again
     # Segment 1's pictures again at segment 3: two seconds of video shown again.
     replayed = R.segment(3, frames=range(60, 120))
     (failure,) = feed(FrozenVideo(context(), {}), [R.segment(2), replayed])
@@ -242,3 +243,23 @@ def test_a_freeze_then_a_skip_is_both_a_freeze_and_a_drop() -> None:
     assert freeze.detail == "segment 1: frame 89 frozen for 367 ms"
     (drop,) = feed(FrameDrop(context(), {}), records)
     assert "10 frame(s) missing between frames 89 and 100" in drop.detail
+
+
+def test_a_replayed_segment_counts_its_frames_and_what_it_hid() -> None:
+    # Segment 3 shows segment 1's pictures again; segment 4 is live again: the viewer saw
+    # 60 pictures twice and never saw segment 3's own 60.
+    records = [R.segment(2), R.segment(3, frames=range(60, 120)), R.segment(4)]
+    assert observed(FrozenVideo(context(), {}), records) == {"repeated_frames": 60}
+    assert observed(FrameDrop(context(), {}), records) == {"dropped_frames": 60}
+    (drop,) = feed(FrameDrop(context(), {}), records)
+    assert drop.detail.startswith("segment 4: 60 frame(s) missing between frames 179 and 240")
+
+
+def test_a_step_back_then_on_at_an_offset_repeats_until_past_the_newest() -> None:
+    # Back 10 frames at 75, then on from there: 65..75 are shown twice, then new pictures.
+    frames = [*range(60, 76), *range(65, 120)]
+    records = [R.segment(0), R.segment(1, frames=frames)]
+    (failure,) = feed(FrozenVideo(context(), {}), records)  # 333 ms of video again
+    assert failure.detail == "segment 1: video went back from frame 75 to frame 65 (10 frames)"
+    assert observed(FrozenVideo(context(), {}), records) == {"repeated_frames": 11}
+    assert findings(FrameDrop(context(), {}), records) == []

@@ -81,11 +81,26 @@ class Walk:
 
 @dataclass
 class _Tail:
+    """Where a rendition's walk stands at the last readable frame of its newest segment."""
+
     sequence: int
-    code: int  # last readable clip frame of the segment
+    code: int  # that frame's clip frame number
     after: int  # frames after it in the segment
-    run: int  # frames the same code has been shown so far
-    frozen: bool  # that run already reached the threshold
+    run: int = 1  # frames the same picture has been shown so far
+    frozen: bool = False  # that run already reached the threshold
+    behind: int = 0  # clip frames the picture is behind the newest one shown (a step back)
+
+
+@dataclass(frozen=True)
+class _Rates:
+    """A segment's frame timing, and what it makes normal."""
+
+    frame: float  # seconds per frame of the rendition
+    step: float  # clip frames per rendition frame
+    largest: int  # largest normal advance per frame
+    longest: int  # longest normal run of one picture
+    picture: float  # seconds per picture (a 60 fps rendition of the clip: 2 frames each)
+    threshold: float  # seconds without a new picture that a viewer notices
 
 
 def advance_limits(step: float) -> tuple[int, int]:
@@ -108,66 +123,93 @@ class FrameWalker:
         self._frame_seconds: dict[str, float] = {}
 
     def walk(self, record: SegmentRecord) -> Walk:
-        analysis = record.analysis
-        clip_frame = 1 / self._fps
-        frame = self._frame_seconds.get(record.rendition, clip_frame)
-        if analysis.frame_duration > 0:
-            frame = analysis.frame_duration
-            self._frame_seconds[record.rendition] = frame
-        step = frame * self._fps
-        largest, longest = advance_limits(step)
-        picture = max(frame, clip_frame)  # a 60 fps rendition of the clip: 2 frames each
-        threshold = self._rule.threshold(picture)
+        rates = self._rates(record)
         walk = Walk()
+        codes = record.analysis.timecodes
         tail = self._tails.pop(record.rendition, None)
-        # (position, code) of readable frames; the previous segment's last one when adjacent.
-        previous: tuple[int, int] | None = None
-        run, frozen = 1, False
+        state: _Tail | None = None
+        position = 0  # of the frame `state` stands at (the previous segment's: negative)
         if tail is not None and tail.sequence + 1 == record.segment.sequence:
-            previous, run, frozen = (-1 - tail.after, tail.code), tail.run, tail.frozen
+            state, position = tail, -1 - tail.after
         freeze: Freeze | None = None  # the current run's, when it reached the threshold here
         last_index = -1
-        for index, code in enumerate(analysis.timecodes):
+        for index, code in enumerate(codes):
             if code is None:
                 continue
             last_index = index
-            if previous is None:
-                previous = (index, code)
+            if state is None:
+                state, position = _Tail(record.segment.sequence, code, 0), index
                 continue
-            apart = index - previous[0]
-            advance = (code - previous[1]) % self._loop
+            apart = index - position
+            advance = (code - state.code) % self._loop
             if advance == 0:
-                walk.repeated += max(0, run + apart - longest) - max(0, run - longest)
-                run += apart
-                if freeze is not None:
-                    freeze.seconds = run * frame
-                elif not frozen and run * frame >= threshold:
-                    frozen = True
-                    freeze = Freeze(code, run * frame, ongoing=False)
-                    walk.freezes.append(freeze)
-                previous = (index, code)
-                continue
-            if advance > self._loop // 2:
-                back = self._loop - advance
-                pictures = max(1, round(back / max(step, 1.0)))
-                walk.repeated += pictures
-                noticed = pictures * picture >= threshold
-                walk.steps_back.append(StepBack(previous[1], code, pictures, noticed))
+                freeze = self._still(walk, state, rates, apart, freeze)
             else:
-                excess = advance - largest * apart
-                if excess > 0:  # in output frames: what the step would have shown
-                    missing = max(1, round(excess / step))
-                    gap = excess * clip_frame + picture
-                    walk.dropped += missing
-                    jump = Jump(previous[1], code, missing, gap, noticed=gap >= threshold)
-                    walk.jumps.append(jump)
-            run, frozen, freeze = 1, False, None
-            previous = (index, code)
+                if advance > self._loop // 2:
+                    self._back(walk, state, rates, self._loop - advance, code)
+                else:
+                    self._forward(walk, state, rates, advance, apart, code)
+                state.run, state.frozen, freeze = 1, False, None
+            state.code, position = code, index
         if freeze is not None:
             freeze.ongoing = True
-        if previous is not None and last_index >= 0:
-            after = len(analysis.timecodes) - 1 - last_index
-            self._tails[record.rendition] = _Tail(
-                record.segment.sequence, previous[1], after, run, frozen
-            )
+        if state is not None and last_index >= 0:
+            state.sequence, state.after = record.segment.sequence, len(codes) - 1 - last_index
+            self._tails[record.rendition] = state
         return walk
+
+    def _rates(self, record: SegmentRecord) -> _Rates:
+        clip_frame = 1 / self._fps
+        frame = self._frame_seconds.get(record.rendition, clip_frame)
+        if record.analysis.frame_duration > 0:
+            frame = record.analysis.frame_duration
+            self._frame_seconds[record.rendition] = frame
+        step = frame * self._fps
+        largest, longest = advance_limits(step)
+        picture = max(frame, clip_frame)
+        return _Rates(frame, step, largest, longest, picture, self._rule.threshold(picture))
+
+    @staticmethod
+    def _still(
+        walk: Walk, state: _Tail, rates: _Rates, apart: int, freeze: Freeze | None
+    ) -> Freeze | None:
+        """The same picture again, `apart` frames later."""
+        if state.behind > 0:  # a picture already shown before the step back: all again
+            walk.repeated += apart
+        else:
+            extra = max(0, state.run + apart - rates.longest) - max(0, state.run - rates.longest)
+            walk.repeated += extra
+        state.run += apart
+        seconds = state.run * rates.frame
+        if freeze is not None:
+            freeze.seconds = seconds
+        elif not state.frozen and seconds >= rates.threshold:
+            state.frozen = True
+            freeze = Freeze(state.code, seconds, ongoing=False)
+            walk.freezes.append(freeze)
+        return freeze
+
+    def _back(self, walk: Walk, state: _Tail, rates: _Rates, back: int, code: int) -> None:
+        """An earlier picture, `back` clip frames before the previous one."""
+        pictures = max(1, round(back / max(rates.step, 1.0)))
+        noticed = pictures * rates.picture >= rates.threshold
+        walk.steps_back.append(StepBack(state.code, code, pictures, noticed))
+        walk.repeated += 1
+        state.behind = min(self._loop // 2, state.behind + back)
+
+    def _forward(
+        self, walk: Walk, state: _Tail, rates: _Rates, advance: int, apart: int, code: int
+    ) -> None:
+        """A later picture, `advance` clip frames and `apart` frames after the previous."""
+        if state.behind >= advance:  # still among pictures shown before a step back
+            state.behind -= advance
+            walk.repeated += apart
+            return
+        newest = (state.code + state.behind) % self._loop
+        advance, state.behind = advance - state.behind, 0  # past the newest picture shown
+        excess = advance - rates.largest * apart
+        if excess > 0:  # in rendition frames: what the step would have shown
+            missing = max(1, round(excess / rates.step))
+            gap = excess / self._fps + rates.picture
+            walk.dropped += missing
+            walk.jumps.append(Jump(newest, code, missing, gap, noticed=gap >= rates.threshold))
