@@ -13,7 +13,8 @@ least max(3 x the average picture duration, the average picture duration + 150 m
 at 30 fps. The same interval measures the three ways a picture can fail to move on: a still
 picture (it lasts that long), a drop (the hole between the pictures either side of it, as a
 player that keeps the timing shows it), and a step back (that much video shown again).
-Anything shorter is counted, never a failure.
+Anything shorter is counted, never a failure. After a step back, frames count as repeated
+until the video passes the newest picture shown, and a drop is measured from that picture.
 """
 
 from __future__ import annotations
