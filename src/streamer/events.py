@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 Outcome = Literal["success", "failure", "aborted"]
+# What checks count without failing a session (each is a metric: streamer_<kind>_total).
+ObservationKind = Literal["repeated_frames", "dropped_frames"]
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,20 @@ class PlaybackAnomaly:
     at: float
 
 
+@dataclass(frozen=True, kw_only=True)
+class CheckObserved:
+    """Counted, not failing: `count` of `kind` (e.g. 1 repeated frame) that a check saw in a
+    rendition, below what a viewer notices. Never fails the session."""
+
+    labels: StreamLabels
+    session_id: str
+    kind: ObservationKind
+    rendition: str | None
+    count: int
+    detail: str
+    at: float
+
+
 @dataclass(frozen=True)
 class SessionEnded:
     labels: StreamLabels
@@ -138,6 +154,7 @@ Event = (
     | CheckFailed
     | RequestFailed
     | PlaybackAnomaly
+    | CheckObserved
     | SessionEnded
 )
 

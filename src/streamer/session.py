@@ -16,16 +16,24 @@ import logging
 import ssl
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import aiohttp
 
-from streamer.checks.base import Check, Failure, SegmentRecord, SessionContext
+from streamer.checks.base import (
+    Check,
+    Failure,
+    Finding,
+    Observation,
+    SegmentRecord,
+    SessionContext,
+)
 from streamer.checks.registry import build_checks
 from streamer.events import (
     CheckFailed,
+    CheckObserved,
     EventSink,
     FirstSegment,
     Outcome,
@@ -168,15 +176,32 @@ class Session:
             CheckFailed(self._labels, self.session_id, kind, rendition, detail, time.time())
         )
 
-    def _run_checks(self, hook: Callable[[Check], list[Failure]]) -> None:
+    def _emit_observation(self, observation: Observation) -> None:
+        """Something counted (e.g. a repeated frame), never failing the session."""
+        self._sink.handle(
+            CheckObserved(
+                labels=self._labels,
+                session_id=self.session_id,
+                kind=observation.kind,
+                rendition=observation.rendition,
+                count=observation.count,
+                detail=observation.detail,
+                at=time.time(),
+            )
+        )
+
+    def _run_checks(self, hook: Callable[[Check], Sequence[Finding]]) -> None:
         for check in self._checks:
             try:
-                failures = hook(check)
+                findings = hook(check)
             except Exception:
                 log.exception("check %s crashed", check.name)
                 continue
-            for failure in failures:
-                self._emit_failure(failure.kind, failure.rendition, failure.detail)
+            for finding in findings:
+                if isinstance(finding, Failure):
+                    self._emit_failure(finding.kind, finding.rendition, finding.detail)
+                else:
+                    self._emit_observation(finding)
 
     # -- the session ------------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ from functools import cache
 
 import av
 
-from streamer.checks.base import Check, Failure, SegmentRecord, SessionContext
+from streamer.checks.base import Check, Failure, Observation, SegmentRecord, SessionContext
 from streamer.playback.playlist import MasterPlaylist, MediaPlaylist, Segment, Variant
 from streamer.playback.segment import AudioInfo, SegmentAnalysis
 from streamer.publish.sendlog import SendLog
@@ -131,10 +131,24 @@ def master(*variants: tuple[str, str | None]) -> tuple[MasterPlaylist, list[str]
 
 
 def feed(check: Check, records: Sequence[SegmentRecord]) -> list[Failure]:
-    failures: list[Failure] = []
+    """The failures `check` finds in `records` (observations: see `observed`)."""
+    return [f for f in findings(check, records) if isinstance(f, Failure)]
+
+
+def findings(check: Check, records: Sequence[SegmentRecord]) -> list[Failure | Observation]:
+    found: list[Failure | Observation] = []
     for record in records:
-        failures += check.on_segment(record)
-    return failures
+        found += check.on_segment(record)
+    return found
+
+
+def observed(check: Check, records: Sequence[SegmentRecord]) -> dict[str, int]:
+    """What `check` counts in `records`, without failing: total count by kind."""
+    totals: dict[str, int] = {}
+    for finding in findings(check, records):
+        if isinstance(finding, Observation):
+            totals[finding.kind] = totals.get(finding.kind, 0) + finding.count
+    return totals
 
 
 def replace_analysis(record: SegmentRecord, **changes: object) -> SegmentRecord:

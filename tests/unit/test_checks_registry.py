@@ -57,7 +57,8 @@ def test_settings_override_defaults() -> None:
         ({"stale_playlist": {"factor": "fast"}}, "factor must be a number"),
         ({"timestamp_gap": {"tolerance_seconds": -1}}, "tolerance_seconds must be a number >= 0"),
         ({"av_desync": {"threshold_seconds": float("nan")}}, "threshold_seconds"),
-        ({"frame_drop": {"max_missing": True}}, "max_missing"),
+        ({"frame_drop": {"min_gap_ms": True}}, "min_gap_ms must be a number"),
+        ({"frozen_video": {"max_repeats": 1}}, "max_repeats is no longer supported"),
     ],
 )
 def test_bad_settings_fail_before_any_session(

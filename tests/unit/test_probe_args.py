@@ -28,7 +28,7 @@ streams:
     expected_renditions: 2
     checks:
       stale_playlist: {factor: 2.0}
-      av_desync: {threshold_seconds: 0.2, min_count: 3}
+      av_desync: {max_late_seconds: 0.2, min_count: 3}
   - name: us
     ingest_url: rtmp://us.example/live/us_key
     playback_url: https://cdn.example/hls/us/index.m3u8
@@ -179,7 +179,7 @@ def test_check_values_are_yaml_scalars_merged_over_the_file(streams_file: Path) 
             *("--config", str(streams_file), "--stream", "eu"),
             *("--check", "frozen_video.enabled=false"),
             *("--check", "stale_playlist.factor=3"),
-            *("--check", "av_desync.threshold_seconds=0.5"),
+            *("--check", "av_desync.max_late_seconds=0.5"),
             *("--check", " segment_latency.max_seconds = 12.5"),
         ],
         FILE_ENV,
@@ -187,16 +187,16 @@ def test_check_values_are_yaml_scalars_merged_over_the_file(streams_file: Path) 
     assert stream.checks == {
         "frozen_video": {"enabled": False},
         "stale_playlist": {"factor": 3},
-        "av_desync": {"threshold_seconds": 0.5, "min_count": 3},  # the file's min_count kept
+        "av_desync": {"max_late_seconds": 0.5, "min_count": 3},  # the file's min_count kept
         "segment_latency": {"max_seconds": 12.5},
     }
 
 
 def test_the_last_of_two_checks_for_one_setting_wins() -> None:
     stream = _stream(
-        [*URLS, "--check", "frame_drop.max_missing=1", "--check", "frame_drop.max_missing=4"]
+        [*URLS, "--check", "frame_drop.min_gap_frames=1", "--check", "frame_drop.min_gap_frames=4"]
     )
-    assert stream.checks == {"frame_drop": {"max_missing": 4}}
+    assert stream.checks == {"frame_drop": {"min_gap_frames": 4}}
 
 
 @pytest.mark.parametrize(
@@ -208,13 +208,13 @@ def test_the_last_of_two_checks_for_one_setting_wins() -> None:
         ("frozen_video.=1", "expected KIND.key=value"),
         ("no_such_check.enabled=false", "unknown check"),
         ("frozen_video.no_such_setting=1", "unknown setting"),
-        ("frozen_video.max_repeats=-1", "must be a number"),
-        ("frozen_video.max_repeats=lots", "must be a number"),
+        ("frozen_video.min_freeze_frames=-1", "must be a number"),
+        ("frozen_video.min_freeze_frames=lots", "must be a number"),
         ("frozen_video.enabled=perhaps", "enabled must be true or false"),
-        ("frozen_video.max_repeats=", "must be true/false, a number or a string"),
-        ("frozen_video.max_repeats=[1, 2]", "must be true/false, a number or a string"),
-        ("frozen_video.max_repeats={a: 1}", "must be true/false, a number or a string"),
-        ("frozen_video.max_repeats=[1", "must be true/false, a number or a string"),
+        ("frozen_video.min_freeze_frames=", "must be true/false, a number or a string"),
+        ("frozen_video.min_freeze_frames=[1, 2]", "must be true/false, a number or a string"),
+        ("frozen_video.min_freeze_frames={a: 1}", "must be true/false, a number or a string"),
+        ("frozen_video.min_freeze_frames=[1", "must be true/false, a number or a string"),
     ],
 )
 def test_a_bad_check_exits_2_naming_the_option(

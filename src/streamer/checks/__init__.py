@@ -3,22 +3,32 @@
 Importing this package registers every check, so `registry.build_checks` always sees them
 all, whichever module a caller imported first. Each check reports the kind it is named
 after; a stream's `checks:` mapping configures them by that name (`enabled: false`, or
-the settings below; unknown names, settings or bad values are refused):
+the settings below; unknown names, settings or bad values are refused).
 
-    rendition_missing           (expected: SessionContext.expected_renditions)
-    stale_playlist              factor: 1.5          x target duration without a new segment
-    media_sequence_regression
-    media_sequence_gap
-    discontinuity
-    duration_mismatch           tolerance_seconds: 0.25   (at least one frame)
-    timestamp_gap               tolerance_seconds: 0.1
-    rendition_drift             factor: 1.0          x target duration between renditions
-    codec_mismatch
-    frame_drop                  max_missing: 0       frames beyond the rendition's step
-    frozen_video                max_repeats: 0       repeats beyond the rendition's step
-    audio_missing               max_gap_seconds: 0.1
-    av_desync                   threshold_seconds: 0.1, min_count: 2
-    segment_latency             max_seconds: 30      newest frame sent -> segment downloaded
+A check fails a session only on what a viewer notices; below that it returns observations,
+counted in metrics and never failing (base.Observation). Defaults, and why (docs/checks.md
+has the full review against healthy packagers and real outages):
+
+    rendition_missing           expected: configured, else the first master's count
+    stale_playlist              factor: 1.5 x target duration without a new segment (a live
+                                playlist grows every target duration; a viewer at the live
+                                edge stalls after half a target more)
+    media_sequence_regression   (players replay or stall)
+    media_sequence_gap          (segments no viewer could ever play)
+    discontinuity               (the test stream is one timeline; its first segment exempt)
+    duration_mismatch           tolerance_seconds: 0.25, at least one frame
+    timestamp_gap               tolerance_seconds: 0.1 (hls.js jumps holes up to 0.1 s)
+    rendition_drift             factor: 1.0 x target duration between renditions
+    codec_mismatch              (players pick variants by CODECS and RESOLUTION)
+    frame_drop                  min_gap_frames: 3, min_gap_ms: 150: a hole of no new picture
+                                of max(3 frames, 1 frame + 150 ms), 183 ms at 30 fps (W3C
+                                webrtc-stats' freeze); fewer missing frames are counted
+    frozen_video                min_freeze_frames: 3, min_freeze_ms: 150: a still picture
+                                (or a step back) that long; single repeats are counted
+    audio_missing               max_gap_seconds: 0.1 (a dropout a listener hears)
+    av_desync                   max_early_seconds: 0.045, max_late_seconds: 0.125 (ITU-R
+                                BT.1359 detectability), min_count: 2 offsets in a row
+    segment_latency             max_seconds: 30, newest frame sent -> segment downloaded
 """
 
 from __future__ import annotations

@@ -1,11 +1,16 @@
-"""`av_desync`: audio and video out of sync by more than `threshold_seconds`.
+"""`av_desync`: audio ahead of or behind the picture by more than a viewer notices.
 
 The clip's audio has a tone burst at the start of every second, where the frame number is a
-multiple of the frame rate. Each burst onset (segment analysis finds them) is paired with the
-nearest such frame by PTS; offset = onset - frame (positive: audio late). Bursts are 1 s
-apart, so only offsets within +-0.45 s can be paired unambiguously; farther ones are not
-measured. Reported when `min_count` offsets in a row exceed the threshold (one misread
-burst is not a desync), once per episode.
+multiple of the frame rate. Each burst onset (segment analysis finds them, also one a
+segment starts with, given the previous segment) is paired with the nearest such frame by
+PTS; offset = onset - frame (positive: audio late). Bursts are 1 s apart, so only offsets
+within +-0.45 s can be paired unambiguously; farther ones are not measured.
+
+Viewers notice sound ahead of the picture sooner than sound behind it: the thresholds of
+detectability of ITU-R BT.1359 are 45 ms early and 125 ms late (`max_early_seconds`,
+`max_late_seconds`). Reported when `min_count` offsets in a row exceed them (one misread
+burst is not a desync), once per episode. (`threshold_seconds`, one symmetric limit, is
+replaced by the two.)
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from typing import Any, ClassVar
 from streamer.checks.base import Failure, SegmentRecord, SessionContext
 from streamer.checks.common import ConfiguredCheck
 from streamer.checks.registry import register
+from streamer.playback.segment import AudioInfo, joined_onset
 
 KIND = "av_desync"
 PAIRING_WINDOW_SECONDS = 0.45
@@ -30,6 +36,7 @@ class _Rendition:
     markers: deque[float] = field(default_factory=lambda: deque(maxlen=_KEEP))
     onsets: deque[float] = field(default_factory=lambda: deque(maxlen=_KEEP))  # unpaired
     video_end: float = float("-inf")
+    audio: AudioInfo | None = None  # the previous segment's
     over: int = 0  # offsets in a row beyond the threshold
     reported: bool = False
 
@@ -38,11 +45,20 @@ class _Rendition:
 class AvDesync(ConfiguredCheck):
     name = KIND
     kinds = (KIND,)
-    defaults: ClassVar[Mapping[str, Any]] = {"threshold_seconds": 0.1, "min_count": 2}
+    defaults: ClassVar[Mapping[str, Any]] = {
+        "max_early_seconds": 0.045,
+        "max_late_seconds": 0.125,
+        "min_count": 2,
+    }
+    replaced: ClassVar[Mapping[str, str]] = {
+        "threshold_seconds": "max_early_seconds and max_late_seconds (viewers notice audio "
+        "ahead of the picture sooner than behind it)"
+    }
 
     def __init__(self, context: SessionContext, settings: Mapping[str, Any]) -> None:
         super().__init__(context, settings)
-        self.threshold = self.number("threshold_seconds")
+        self.max_early = self.number("max_early_seconds")
+        self.max_late = self.number("max_late_seconds")
         self.min_count = int(self.number("min_count", minimum=1))
         self._period = max(1, round(context.fps))  # frames between bursts
         self._renditions: dict[str, _Rendition] = {}
@@ -67,8 +83,14 @@ class AvDesync(ConfiguredCheck):
             )
             if pts:
                 state.video_end = max(state.video_end, pts[-1])
-        if analysis.audio is not None:
-            state.onsets.extend(analysis.audio.burst_onsets)
+        audio = analysis.audio
+        if audio is not None:
+            if state.audio is not None:  # the segment right before, on the same timeline
+                onset = joined_onset(state.audio, audio)
+                if onset is not None:
+                    state.onsets.append(onset)
+            state.onsets.extend(audio.burst_onsets)
+        state.audio = audio
         return self._pair(record.rendition, state)
 
     def _pair(self, rendition: str, state: _Rendition) -> list[Failure]:
@@ -79,7 +101,7 @@ class AvDesync(ConfiguredCheck):
             if nearest is None or abs(onset - nearest) > PAIRING_WINDOW_SECONDS:
                 continue  # its frame was dropped or unreadable: nothing to measure
             offset = onset - nearest
-            if abs(offset) <= self.threshold:
+            if -self.max_early <= offset <= self.max_late:
                 state.over, state.reported = 0, False
                 continue
             state.over += 1

@@ -1,16 +1,19 @@
 """The interface every check implements, and what a session tells checks.
 
 A check sees the session's observations (master and media playlists, analysed segments,
-the passing of time) and answers with failures. It never raises: the session runs every
-hook inside a guard, and a check that crashes is reported, not fatal.
+the passing of time) and answers with findings: failures (what a viewer notices: the
+session fails) and observations (what stays below that, e.g. one repeated frame: counted
+in a metric, never failing). It never raises: the session runs every hook inside a guard,
+and a check that crashes is reported, not fatal.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from streamer.events import ObservationKind
 from streamer.playback.playlist import MasterPlaylist, MediaPlaylist, Segment
 from streamer.playback.segment import SegmentAnalysis
 from streamer.publish.sendlog import SendLog
@@ -21,6 +24,20 @@ class Failure:
     kind: str
     rendition: str | None
     detail: str
+
+
+@dataclass(frozen=True)
+class Observation:
+    """Counted, not failing: `count` of `kind` seen (e.g. 1 repeated frame), below what a
+    viewer notices. Sinks count it in a metric; it never fails the session."""
+
+    kind: ObservationKind
+    rendition: str | None
+    count: int
+    detail: str
+
+
+Finding = Failure | Observation
 
 
 @dataclass(frozen=True)
@@ -53,7 +70,8 @@ class SessionContext:
 
 
 class Check:
-    """Base class: override the hooks you need; each returns the failures it found."""
+    """Base class: override the hooks you need; each returns what it found (failures, and
+    observations for what is only counted)."""
 
     name: ClassVar[str]
     kinds: ClassVar[tuple[str, ...]]
@@ -63,17 +81,17 @@ class Check:
         self.context = context
         self.settings = {**self.defaults, **settings}
 
-    def on_master(self, master: MasterPlaylist, names: list[str], at: float) -> list[Failure]:
+    def on_master(self, master: MasterPlaylist, names: list[str], at: float) -> Sequence[Finding]:
         return []
 
-    def on_playlist(self, rendition: str, playlist: MediaPlaylist, at: float) -> list[Failure]:
+    def on_playlist(self, rendition: str, playlist: MediaPlaylist, at: float) -> Sequence[Finding]:
         return []
 
-    def on_segment(self, record: SegmentRecord) -> list[Failure]:
+    def on_segment(self, record: SegmentRecord) -> Sequence[Finding]:
         return []
 
-    def on_tick(self, now: float) -> list[Failure]:
+    def on_tick(self, now: float) -> Sequence[Finding]:
         return []
 
-    def on_end(self, now: float) -> list[Failure]:
+    def on_end(self, now: float) -> Sequence[Finding]:
         return []

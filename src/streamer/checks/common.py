@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from streamer.checks.base import Check, SessionContext
 
@@ -23,7 +23,14 @@ class ConfiguredCheck(Check):
     """A check whose settings are numbers with defaults: unknown keys and bad values fail at
     build time (a typo in a threshold must not silently fall back to the default)."""
 
+    # Settings an earlier version took: refused, naming what replaced them.
+    replaced: ClassVar[Mapping[str, str]] = {}
+
     def __init__(self, context: SessionContext, settings: Mapping[str, Any]) -> None:
+        for old in sorted(set(settings) & set(self.replaced)):
+            raise ValueError(
+                f"check {self.name}: {old} is no longer supported; use {self.replaced[old]}"
+            )
         unknown = sorted(set(settings) - set(self.defaults))
         if unknown:
             raise ValueError(f"check {self.name}: unknown setting(s) {', '.join(unknown)}")

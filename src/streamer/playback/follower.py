@@ -173,6 +173,12 @@ class RenditionFollower:
             self._got_playlist = True
             playlist, implausible = self._targets.apply(playlist)
             self._target = playlist.target_duration or _DEFAULT_TARGET
+            if playlist.endlist and self._last_sequence is None:
+                # Ended before it was ever live to us: the previous stream's playlist, left
+                # in place until the packager writes this one's (an FFmpeg restarted per
+                # publish restarts its numbering too). Not this stream's: wait for it.
+                await asyncio.sleep(self._poll_step)
+                continue
             new = self._take_new(playlist, fetched)
             self._observer.on_playlist(self.name, playlist, fetched.completed_at)
             if implausible is not None:

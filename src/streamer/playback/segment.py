@@ -143,6 +143,22 @@ class AudioInfo:
     gap_seconds: float  # largest hole between consecutive audio packets
     end_pts: float | None = None  # end of the last audio packet
     burst_onsets: tuple[float, ...] = ()  # PTS of each tone burst's start (see _burst_onsets)
+    # A burst too close to the segment's start to tell from inside it (segments cut at the
+    # second a burst starts): its first loud window, with only quiet before it here. It is
+    # an onset if the previous segment ended quiet (see joined_onset).
+    leading_loud: float | None = None
+    quiet_end_seconds: float = 0.0  # quiet after the last loud window, to the audio's end
+
+
+def joined_onset(previous: AudioInfo, audio: AudioInfo) -> float | None:
+    """The burst onset `audio` starts with, when `previous` is the audio right before it
+    on the same timeline and, together, they have enough quiet before the burst."""
+    if audio.leading_loud is None or previous.end_pts is None:
+        return None
+    if abs(audio.first_pts - previous.end_pts) > 2 * _WINDOW_SECONDS:
+        return None  # a hole or an overlap: what came right before is unknown
+    quiet = previous.quiet_end_seconds + (audio.leading_loud - audio.first_pts)
+    return audio.leading_loud if quiet >= _QUIET_SECONDS else None
 
 
 @dataclass(frozen=True)
@@ -263,25 +279,40 @@ def _merged_envelopes(
     return envelopes
 
 
-def _burst_onsets(envelopes: list[tuple[float, float, npt.NDArray[np.float32]]]) -> list[float]:
+@dataclass(frozen=True)
+class _Bursts:
+    onsets: list[float]
+    leading_loud: float | None = None
+    quiet_end_seconds: float = 0.0
+
+
+def _burst_onsets(envelopes: list[tuple[float, float, npt.NDArray[np.float32]]]) -> _Bursts:
     if not envelopes:
-        return []
+        return _Bursts([])
     peak = max((float(w.max()) for _, _, w in envelopes if len(w)), default=0.0)
     if peak < _MIN_PEAK:
-        return []
+        return _Bursts([])
     onsets: list[float] = []
+    first_start = min(start for start, _, _ in envelopes)
+    leading: float | None = None
+    seen_loud = False
     last_loud: float | None = None
+    loud_end = first_start  # where the quiet (or the unknown, after a hole) began
     expected_start: float | None = None
     for start, step, windows in sorted(envelopes, key=lambda e: e[0]):
         if expected_start is None or abs(start - expected_start) > 2 * step:
-            last_loud = start  # a hole in the audio: quiet before it is unknown
+            last_loud = loud_end = start  # a hole in the audio: quiet before it is unknown
         expected_start = start + len(windows) * step
         for index in np.flatnonzero(windows >= peak / 2):
             at = start + float(index) * step
             if last_loud is not None and at - last_loud >= _QUIET_SECONDS:
                 onsets.append(at)
-            last_loud = at
-    return onsets[:_MAX_ONSETS]
+            elif not seen_loud and last_loud == first_start:
+                leading = at  # only quiet since the audio's start: the previous segment decides
+            seen_loud = True
+            last_loud, loud_end = at, at + step
+    quiet_end = (expected_start if expected_start is not None else loud_end) - loud_end
+    return _Bursts(onsets[:_MAX_ONSETS], leading, max(0.0, quiet_end))
 
 
 def analyse(
@@ -385,13 +416,16 @@ def analyse(
             codec_name = vstream.codec_context.name
             audio = None
             if astream is not None and audio_first is not None:
+                bursts = _burst_onsets(envelopes or _merged_envelopes(chunks))
                 audio = AudioInfo(
                     astream.codec_context.name,
                     audio_first,
                     audio_total,
                     audio_gap,
                     audio_end,
-                    tuple(_burst_onsets(envelopes or _merged_envelopes(chunks))),
+                    tuple(bursts.onsets),
+                    bursts.leading_loud,
+                    bursts.quiet_end_seconds,
                 )
     except SegmentDecodeError:
         raise

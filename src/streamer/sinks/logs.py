@@ -14,6 +14,7 @@ from typing import Any
 
 from streamer.events import (
     CheckFailed,
+    CheckObserved,
     Event,
     FirstSegment,
     PublishConnected,
@@ -124,6 +125,14 @@ class LogSink:
             )
         elif isinstance(event, CheckFailed):
             log.warning(
+                "%s%s: %s",
+                event.kind,
+                f" [{event.rendition}]" if event.rendition else "",
+                event.detail,
+                extra={**extra, "kind": event.kind, "rendition": event.rendition},
+            )
+        elif isinstance(event, CheckObserved):
+            log.debug(
                 "%s%s: %s",
                 event.kind,
                 f" [{event.rendition}]" if event.rendition else "",

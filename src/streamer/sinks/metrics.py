@@ -7,7 +7,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from streamer import __version__
 from streamer.events import (
     CheckFailed,
+    CheckObserved,
     Event,
+    ObservationKind,
     PlaybackAnomaly,
     RequestFailed,
     SegmentObserved,
@@ -91,6 +93,23 @@ class MetricsSink:
             (*STREAM_LABELS, "anomaly", "rendition"),
             registry=r,
         )
+        # What checks count without failing a session, by observation kind.
+        self.observed: dict[ObservationKind, Counter] = {
+            "repeated_frames": Counter(
+                "streamer_repeated_frames",
+                "Frames showing the same picture again (a still picture or a step back), "
+                "whether or not they made a freeze",
+                (*STREAM_LABELS, "rendition"),
+                registry=r,
+            ),
+            "dropped_frames": Counter(
+                "streamer_dropped_frames",
+                "Frames missing from a rendition, at its frame rate, whether or not a viewer "
+                "noticed the hole",
+                (*STREAM_LABELS, "rendition"),
+                registry=r,
+            ),
+        }
         self.last_success = Gauge(
             "streamer_last_session_success",
             "1 when the last finished session succeeded",
@@ -137,6 +156,8 @@ class MetricsSink:
             self.failed_requests.labels(*values, event.kind, event.rendition or "").inc()
         elif isinstance(event, PlaybackAnomaly):
             self.playback_anomalies.labels(*values, event.anomaly, event.rendition or "").inc()
+        elif isinstance(event, CheckObserved):
+            self.observed[event.kind].labels(*values, event.rendition or "").inc(event.count)
         elif isinstance(event, SessionEnded):
             self.active.labels(*values).set(0)
             self.tests.labels(*values, event.outcome).inc()
