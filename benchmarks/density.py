@@ -78,6 +78,7 @@ START_SPREAD = "2s"
 # decoded for 50 streams on two cores; the table says which mode was used.
 DECODE_MODE = "keyframe"
 SETTLE_SECONDS = 4.0  # a segment listed this close to the window's end may still download
+_NOT_REPORTED = "analysed, not reported"
 
 
 # -- the monitor --------------------------------------------------------------------------
@@ -324,7 +325,7 @@ def _score(
     handed_over = [key for key in missed if key in reported.fetched]
     errors_by_kind: dict[str, int] = {}
     for key in handed_over:
-        kind = reported.fetched[key]["error"] or "analysed, not reported"
+        kind = reported.fetched[key]["error"] or _NOT_REPORTED
         errors_by_kind[kind] = errors_by_kind.get(kind, 0) + 1
     failures = [
         r
@@ -521,6 +522,26 @@ def _draw_details(monitor: MonitorRun, baseline: Usage) -> dict[str, Any]:
     }
 
 
+def _cause(run: MonitorRun) -> str:
+    """What kept segments from being reported in time, in one phrase."""
+    details = run.details
+    causes = []
+    if run.late or details["missed_never_handed_over"]:
+        causes.append(
+            "overload: the monitor fell behind (segments queued for download and analysis "
+            "faster than it got through them)"
+        )
+    failed = {k: v for k, v in details["missed_handed_over"].items() if k != _NOT_REPORTED}
+    if failed:
+        causes.append(
+            "downloads or analysis failed: "
+            + ", ".join(f"{count} {kind}" for kind, count in sorted(failed.items()))
+        )
+    if details["missed_handed_over"].get(_NOT_REPORTED):
+        causes.append("analysed but not reported by the session")
+    return "; ".join(causes)
+
+
 def _missed_note(point: DensityPoint) -> str:
     """Why segments were late or missed, from the numbers of the draws that had any."""
     bad = [m for m in point.monitors if m.late or m.missed]
@@ -532,10 +553,11 @@ def _missed_note(point: DensityPoint) -> str:
     download = worst.details["listed_to_downloaded_ms"]
     analysis = worst.details["downloaded_to_analysed_ms"]
     return (
-        f"{len(bad)} of {len(point.monitors)} draws had late or missed segments; the worst: "
-        f"{worst.late} late, {worst.missed} missed of {worst.expected}. Report backlog "
-        f"(reported - listed) p99 {backlog.get('p99', math.nan) / 1000:.1f} s, max "
-        f"{backlog.get('max', math.nan) / 1000:.1f} s; of it, listed to downloaded p99 "
+        f"N={point.n}: {len(bad)} of {len(point.monitors)} draws had late or missed segments; "
+        f"the worst, {worst.late} late and {worst.missed} missed of {worst.expected}: "
+        f"{_cause(worst)}. Report backlog (reported - listed) p99 "
+        f"{backlog.get('p99', math.nan) / 1000:.1f} s, max "
+        f"{backlog.get('max', math.nan) / 1000:.1f} s; listed to downloaded p99 "
         f"{download.get('p99', math.nan) / 1000:.1f} s, downloaded to analysed p99 "
         f"{analysis.get('p99', math.nan) / 1000:.1f} s; event-loop lag p99 "
         f"{lag.get('p99', math.nan):.0f} ms, max {lag.get('max', math.nan):.0f} ms; "

@@ -10,7 +10,15 @@ from collections import namedtuple
 from pathlib import Path
 from typing import Any
 
-from benchmarks.density import JsonLines, _expected, _Reported, _score, spread
+from benchmarks.density import (
+    DensityPoint,
+    JsonLines,
+    _expected,
+    _missed_note,
+    _Reported,
+    _score,
+    spread,
+)
 from benchmarks.monitor_proc import _LoopLag
 from benchmarks.usage import HostSample, Usage, host_span
 
@@ -89,6 +97,13 @@ def test_a_segment_reported_after_the_window_is_late_and_one_never_reported_is_m
     assert [round(e) for e in run.errors_ms] == [20, 20]
     assert len(run.failures) == 1  # only the one inside the window
     assert run.details["drain_seconds"] == 5.0
+    on_time = _score(2, _usage(), {("s000", 1): 101.0}, reported, [1.0], {})
+    note = _missed_note(DensityPoint(2, [on_time, run]))
+    assert note.startswith("N=2: 1 of 2 draws had late or missed segments")
+    assert "1 late and 2 missed of 4: overload: the monitor fell behind" in note
+    assert "downloads or analysis failed: 1 http_error" in note
+    assert "max 15.0 s" in note
+    assert _missed_note(DensityPoint(2, [on_time])) == ""
 
 
 def test_json_lines_are_read_once_and_only_when_complete(tmp_path: Path) -> None:
