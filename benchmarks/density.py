@@ -39,6 +39,7 @@ import statistics
 import subprocess
 import sys
 import time
+import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -243,7 +244,8 @@ async def _monitor(
     env = {
         **os.environ,
         "LOG_FORMAT": "json",
-        "PYTHONPATH": str(REPO),
+        # This checkout's code, whatever the interpreter has installed.
+        "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO)]),
         "STREAMER_DECODE_MODE": DECODE_MODE,
     }
     with open(log, "wb") as log_file:
@@ -270,7 +272,9 @@ async def _monitor(
         warm_up = await _warm_up(reported, list(by_stream), process)
         usage = await measure([psutil.Process(process.pid)], window)
         window_start, window_end = usage.started_at, usage.ended_at
-        expected = _expected(truth.first_listed, by_stream, window_start, window_end)
+        # A snapshot: the watcher thread goes on adding to its dicts during the drain.
+        listed = {name: dict(seqs) for name, seqs in list(truth.first_listed.items())}
+        expected = _expected(listed, by_stream, window_start, window_end)
         drain = await _drain(reported, expected, process)
     finally:
         exit_seconds, killed = _stop(process)
@@ -423,6 +427,7 @@ class DensityPoint:
     n: int
     monitors: list[MonitorRun] = field(default_factory=list)
     baselines: list[Usage] = field(default_factory=list)
+    error: str = ""  # why the point could not be measured (its draws are then dropped)
 
 
 async def run_plan(workdir: Path, plan: Plan) -> list[DensityPoint]:
@@ -439,6 +444,9 @@ async def run_plan(workdir: Path, plan: Plan) -> list[DensityPoint]:
                 point.monitors.append(monitor)
                 point.baselines.append(baseline)
                 _progress(n, draw, monitor, baseline)
+        except Exception as exc:  # one point that cannot run must not cost the others
+            traceback.print_exc()
+            point.error = f"{type(exc).__name__}: {exc}"
         finally:
             origin.stop()
         points.append(point)
@@ -570,6 +578,18 @@ def _missed_note(point: DensityPoint) -> str:
 def figures(points: list[DensityPoint], plan: Plan) -> list[Figure]:
     out: list[Figure] = []
     mode = decode_mode()
+    failed = [p for p in points if p.error]
+    points = [p for p in points if not p.error]
+    out.extend(
+        Figure(
+            "density",
+            f"N={p.n}: benchmark run",
+            None,
+            note=f"N={p.n} could not be measured: {p.error} (the monitor's log is in the "
+            "working directory; --keep keeps it)",
+        )
+        for p in failed
+    )
     for index, point in enumerate(points):
         n, monitors, baselines = point.n, point.monitors, point.baselines
         pairs = list(zip(monitors, baselines, strict=True))
