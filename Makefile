@@ -3,7 +3,7 @@
 PY := .venv/bin/python
 ARGS ?=
 
-.PHONY: run probe origin test test-fast lint bench bench-soak clean
+.PHONY: run probe origin test test-fast lint bench bench-full bench-soak clean
 
 run:  ## the monitor (embedded origin when nothing is configured); metrics on :9090
 	@scripts/install-deps.sh run
@@ -37,6 +37,10 @@ lint:
 bench:  ## benchmarks against a real nginx-rtmp on loopback (~13 min): table + benchmarks/results/
 	@scripts/install-deps.sh bench
 	$(PY) -m benchmarks $(ARGS)
+
+bench-full:  ## as bench, density with N=1 too, 5 draws of 40 s windows (~40 min): results/full.json
+	@scripts/install-deps.sh bench
+	$(PY) -m benchmarks --full $(ARGS)
 
 bench-soak:  ## 10 streams for 10 minutes: memory, file descriptors, tasks, threads
 	@scripts/install-deps.sh bench

@@ -1,8 +1,10 @@
-"""`python -m benchmarks [--soak] [--only accuracy,density,detection,verdicts,hostile] [--quick]`.
+"""`python -m benchmarks [--soak] [--only accuracy,density,detection,verdicts,hostile]
+[--quick|--full]`.
 
 Runs the benchmarks against real servers on loopback, prints one table (figure, measured,
 target, baseline, status) and writes the same figures as JSON under benchmarks/results/
-(`latest.json`, or `soak.json` with --soak; a markdown copy of the table beside it).
+(`latest.json`, `full.json` with --full, or `soak.json` with --soak; a markdown copy of
+the table beside it).
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULT = ("accuracy", "density", "detection", "verdicts", "hostile")
 
 
-def _runner(name: str) -> Callable[[Path, bool], Coroutine[Any, Any, list[Figure]]]:
+def _runner(
+    name: str, full: bool = False
+) -> Callable[[Path, bool], Coroutine[Any, Any, list[Figure]]]:
     if name == "accuracy":
         from benchmarks import accuracy
 
@@ -34,7 +38,7 @@ def _runner(name: str) -> Callable[[Path, bool], Coroutine[Any, Any, list[Figure
     if name == "density":
         from benchmarks import density
 
-        return density.run
+        return density.run_full if full else density.run
     if name == "detection":
         from benchmarks import detection
 
@@ -59,6 +63,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--soak", action="store_true", help="run the memory/soak benchmark")
     parser.add_argument("--only", default="", help="comma-separated: " + ",".join(DEFAULT))
     parser.add_argument("--quick", action="store_true", help="short windows (development)")
+    parser.add_argument(
+        "--full", action="store_true", help="density: more draws, longer windows, N=1 too"
+    )
     parser.add_argument("--out", type=Path, default=None, help="JSON file to write")
     parser.add_argument("--keep", action="store_true", help="keep the working directory")
     return parser
@@ -82,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"== {name} ...", file=sys.stderr, flush=True)
             begun = time.time()
             try:
-                figures.extend(asyncio.run(_runner(name)(workdir / name, args.quick)))
+                figures.extend(asyncio.run(_runner(name, args.full)(workdir / name, args.quick)))
             except Exception:
                 traceback.print_exc()
                 failed.append(name)
@@ -94,7 +101,9 @@ def main(argv: list[str] | None = None) -> int:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
     document = to_document(figures, command, started, {"benchmarks": list(names)})
-    out = args.out or RESULTS / ("soak.json" if args.soak else "latest.json")
+    out = args.out or RESULTS / (
+        "soak.json" if args.soak else "full.json" if args.full else "latest.json"
+    )
     write_document(document, out)
     out.with_suffix(".md").write_text(
         f"`{command}` ({document['started_at']}, {document['elapsed_seconds']:.0f} s)\n\n"

@@ -1,7 +1,9 @@
 """Figures, the one table they print as, and the JSON document they are written to.
 
 A figure is one measured number with its unit, the target it is held to (if any) and the
-baseline measured in the same run (if any). Whether a target is met is computed here from
+baseline measured in the same run (if any). A figure measured over several draws shows
+their median with the spread, `median (min-max)`, and is held to its target by the
+median. Whether a target is met is computed here from
 the numbers, never typed in by hand; a target that is not met stays in the table with a
 note on what limits it.
 """
@@ -54,6 +56,8 @@ class Figure:
     baseline_label: str = ""  # what the baseline is, e.g. "fixed 500 ms polling"
     note: str = ""
     details: dict[str, Any] = field(default_factory=dict)  # JSON only
+    # (min, max) over repeated draws; `measured` is then their median
+    spread: tuple[float, float] | None = None
 
     @property
     def met(self) -> bool | None:
@@ -74,6 +78,16 @@ def format_number(value: float | None, unit: str = "") -> str:
     else:
         text = f"{value:.3f}"
     return f"{text} {unit}".rstrip() if unit else text
+
+
+def measured_text(figure: Figure) -> str:
+    """`median unit (min-max)` for a figure measured over several draws."""
+    text = format_number(figure.measured, figure.unit)
+    if figure.spread is not None:
+        low, high = figure.spread
+        between = " to " if min(low, high) < 0 else "-"  # "-1.00--0.50" would not read
+        text += f" ({format_number(low)}{between}{format_number(high)})"
+    return text
 
 
 def target_text(target: Target | None, unit: str = "") -> str:
@@ -115,7 +129,7 @@ def rows(figures: Sequence[Figure]) -> tuple[list[list[str]], list[str]]:
         body.append(
             [
                 name,
-                format_number(figure.measured, figure.unit),
+                measured_text(figure),
                 target_text(figure.target, figure.unit),
                 baseline,
                 status_text(figure),
@@ -207,6 +221,7 @@ def figures_from_document(document: dict[str, Any]) -> list[Figure]:
     figures = []
     for item in document["figures"]:
         target = item.get("target")
+        spread = item.get("spread")
         figures.append(
             Figure(
                 section=item["section"],
@@ -218,6 +233,7 @@ def figures_from_document(document: dict[str, Any]) -> list[Figure]:
                 baseline_label=item.get("baseline_label", ""),
                 note=item.get("note", ""),
                 details=item.get("details", {}),
+                spread=(spread[0], spread[1]) if spread else None,
             )
         )
     return figures

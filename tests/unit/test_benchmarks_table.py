@@ -42,6 +42,10 @@ FIGURES = [
     Figure("soak", "fds", 0.0, "", Target("<=", 0.0, text="≤ 0 (flat)")),
     Figure("soak", "rss", 4.99, "%", Target("<", 5.0)),
     Figure("x", "nan", math.nan, "ms", Target("==", 1.0, tolerance=0.05)),
+    # three draws: the median meets the target, one draw did not
+    Figure("density", "N=100: segments missed", 0.0, "", Target("<=", 0.0), spread=(0.0, 12.0)),
+    Figure("density", "N=50: lag p99", 41.5, "ms", spread=(12.34, 180.0)),
+    Figure("density", "RSS per added stream", -0.5, "MB", spread=(-1.0, 0.25)),
 ]
 
 
@@ -59,6 +63,10 @@ def test_every_target_is_marked_met_or_not() -> None:
     assert "≤ 0 (flat)" in rows["soak: fds"]
     assert rows["soak: rss"].rstrip().endswith("met")
     assert "NOT MET" in rows["x: nan"]
+    assert rows["density: N=100: segments missed"].rstrip().endswith("met")
+    assert "0 (0-12.0)" in rows["density: N=100: segments missed"]
+    assert "41.5 ms (12.3-180)" in rows["density: N=50: lag p99"]
+    assert "-0.500 MB (-1.00 to 0.250)" in rows["density: RSS per added stream"]
     assert "12.3 ms" in rows["accuracy: listed-time error p50"]
     assert "≤ 25.0 ms" in rows["accuracy: listed-time error p50"]
     assert "410 ms (fixed 500 ms polling)" in rows["accuracy: listed-time error p50"]
@@ -87,9 +95,12 @@ def test_json_document_round_trips(tmp_path: Path) -> None:
     assert first["details"] == {"segments": 30}
     assert loaded["figures"][2]["met"] is None
     assert loaded["figures"][6]["measured"] is None
+    assert loaded["figures"][7]["spread"] == [0.0, 12.0]
+    assert loaded["figures"][0]["spread"] is None
     again = figures_from_document(loaded)
     assert [f.name for f in again] == [f.name for f in FIGURES]
-    assert render_text(again[:6]) == render_text(FIGURES[:6])
+    assert again[7].spread == (0.0, 12.0)
+    assert render_text(again[:6] + again[7:]) == render_text(FIGURES[:6] + FIGURES[7:])
 
 
 def test_number_formatting_and_percentiles() -> None:

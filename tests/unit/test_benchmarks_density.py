@@ -1,0 +1,155 @@
+"""The density benchmark's bookkeeping: which segments count, and late is not missed."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import time
+from collections import namedtuple
+from pathlib import Path
+from typing import Any
+
+from benchmarks.density import (
+    DensityPoint,
+    JsonLines,
+    _expected,
+    _missed_note,
+    _Reported,
+    _score,
+    spread,
+)
+from benchmarks.monitor_proc import _LoopLag
+from benchmarks.usage import HostSample, Usage, host_span
+
+WINDOW = (100.0, 120.0)  # SETTLE_SECONDS = 4: segments listed up to 116 are expected
+
+
+def _usage() -> Usage:
+    host = {"load_before": [1.0, 1.0, 1.0], "other_cores": 0.5}
+    return Usage(10.0, 20.0, 1e8, 1e8, 1, started_at=WINDOW[0], ended_at=WINDOW[1], host=host)
+
+
+def _write(path: Path, records: list[dict[str, Any]]) -> None:
+    with open(path, "a") as out:
+        out.writelines(json.dumps(r) + "\n" for r in records)
+
+
+def _segment(stream: str, sequence: int, listed: float, reported: float) -> dict[str, Any]:
+    return {
+        "type": "segment",
+        "stream": stream,
+        "sequence": sequence,
+        "listed_at": listed + 0.02,
+        "reported_at": reported,
+    }
+
+
+def _fetched(stream: str, sequence: int, listed: float, error: str | None) -> dict[str, Any]:
+    return {
+        "type": "fetched",
+        "stream": stream,
+        "sequence": sequence,
+        "listed_at": listed,
+        "downloaded_at": listed + 0.1,
+        "analysed_at": listed + 0.2,
+        "error": error,
+    }
+
+
+def test_expected_segments_are_those_listed_in_the_window_before_the_settle_time() -> None:
+    truth = {"a.m3u8": {0: 99.0, 1: 100.0, 2: 116.0, 3: 116.5}, "b.m3u8": {7: 110.0}}
+    expected = _expected(truth, {"s000": "a.m3u8", "s001": "b.m3u8"}, *WINDOW)
+    assert expected == {("s000", 1): 100.0, ("s000", 2): 116.0, ("s001", 7): 110.0}
+
+
+def test_a_segment_reported_after_the_window_is_late_and_one_never_reported_is_missed(
+    tmp_path: Path,
+) -> None:
+    events = tmp_path / "events.jsonl"
+    _write(
+        events,
+        [
+            _fetched("s000", 1, 101.0, None),
+            _segment("s000", 1, 101.0, 101.3),  # on time
+            _fetched("s000", 2, 110.0, None),
+            _segment("s000", 2, 110.0, 125.0),  # reported during the drain: 15 s behind
+            _fetched("s001", 1, 105.0, "http_error"),  # handed over, failed, not reported
+            {"type": "failure", "stream": "s001", "kind": "http_error", "at": 105.3, "detail": "x"},
+            {"type": "failure", "stream": "s001", "kind": "http_error", "at": 121.0, "detail": "y"},
+        ],
+    )
+    reported = _Reported(events)
+    reported.update()
+    expected = {
+        ("s000", 1): 101.0,
+        ("s000", 2): 110.0,
+        ("s000", 3): 115.0,  # never handed over by its follower
+        ("s001", 1): 105.0,
+    }
+    run = _score(2, _usage(), expected, reported, [1.0, 250.0], {"drain_seconds": 5.0})
+    assert (run.expected, run.late, run.missed) == (4, 1, 2)
+    assert run.details["late_examples"] == ["s000#2"]
+    assert run.details["missed_examples"] == ["s000#3", "s001#1"]
+    assert run.details["missed_handed_over"] == {"http_error": 1}
+    assert run.details["missed_never_handed_over"] == 1
+    assert [round(b) for b in run.backlog_ms] == [300, 15000]
+    assert [round(e) for e in run.errors_ms] == [20, 20]
+    assert len(run.failures) == 1  # only the one inside the window
+    assert run.details["drain_seconds"] == 5.0
+    on_time = _score(2, _usage(), {("s000", 1): 101.0}, reported, [1.0], {})
+    note = _missed_note(DensityPoint(2, [on_time, run]))
+    assert note.startswith("N=2: 1 of 2 draws had late or missed segments")
+    assert "1 late and 2 missed of 4: overload: the monitor fell behind" in note
+    assert "downloads or analysis failed: 1 http_error" in note
+    assert "max 15.0 s" in note
+    assert _missed_note(DensityPoint(2, [on_time])) == ""
+
+
+def test_json_lines_are_read_once_and_only_when_complete(tmp_path: Path) -> None:
+    path = tmp_path / "growing.jsonl"
+    lines = JsonLines(path)
+    assert lines.read_new() == []  # no file yet
+    path.write_text('{"a": 1}\n{"b":')
+    assert lines.read_new() == [{"a": 1}]
+    with open(path, "a") as out:
+        out.write(' 2}\n{"c": 3}\n')
+    assert lines.read_new() == [{"b": 2}, {"c": 3}]
+    assert lines.read_new() == []
+
+
+def test_spread_is_the_median_and_range_of_the_finite_draws() -> None:
+    assert spread([3.0, 1.0, 10.0]) == (3.0, (1.0, 10.0))
+    assert spread([1.0, math.nan, 2.0]) == (1.5, (1.0, 2.0))
+    median, limits = spread([math.nan])
+    assert math.isnan(median) and limits is None
+
+
+def test_host_span_shares_steal_idle_and_cores_used_by_others() -> None:
+    Times = namedtuple("Times", "user nice system idle iowait irq softirq steal")
+    before = HostSample(0.0, (1.0, 0.5, 0.25), Times(0, 0, 0, 0, 0, 0, 0, 0))
+    # 10 s on 2 cores: 20 CPU seconds, of which 8 idle, 2 stolen, 10 busy
+    after = HostSample(10.0, (2.0, 1.0, 0.5), Times(8, 0, 2, 8, 0, 0, 0, 2))
+    span = host_span(before, after, own_cores=0.4)
+    assert span["load_before"] == [1.0, 0.5, 0.25] and span["load_after"] == [2.0, 1.0, 0.5]
+    assert span["steal_percent"] == 10.0
+    assert span["idle_percent"] == 40.0
+    assert span["busy_cores"] == 1.2  # steal counts as busy: the core was not ours
+    assert span["other_cores"] == 0.8
+
+
+def test_loop_lag_reports_a_stall_once_at_its_full_length() -> None:
+    async def stall() -> list[tuple[float, float]]:
+        lag = _LoopLag(every=0.05)
+        timer = asyncio.create_task(lag.run())
+        await asyncio.sleep(0.12)
+        time.sleep(0.4)  # the loop is blocked: the timer cannot run
+        await asyncio.sleep(0.12)
+        timer.cancel()
+        return lag.take()
+
+    samples = asyncio.run(stall())
+    lags = [lag for _, lag in samples]
+    assert max(lags) >= 0.3
+    # Missed ticks are not queued up: queued, they would run at once, 0.35 s, 0.30 s ... late.
+    assert sum(1 for lag in lags if lag >= 0.25) == 1
