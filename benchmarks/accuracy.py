@@ -48,6 +48,7 @@ from benchmarks.table import Figure, Target
 from benchmarks.truth import PlaylistTruth, clock_granularity
 from streamer.events import CheckFailed, RenditionDiscovered, SessionEnded
 from streamer.events import FanOut as Fan
+from streamer.playback.hls import HlsPlayback
 from streamer.session import Session, SessionSettings
 
 BASELINE_INTERVAL = 0.5
@@ -127,7 +128,6 @@ async def _run(workdir: Path, ladder: bool, seconds: float, delays: tuple[float,
                     flv,
                     spec,
                     Fan([recorder]),
-                    http,
                 )
                 session_task = asyncio.create_task(session.run())
                 extras: dict[str, ExtraFollower] = {}
@@ -195,7 +195,8 @@ def _evaluate(
         errors.extend(values)
         per_rendition[rendition] = summary(values)
     requests = {}
-    for rendition, follower in session.followers.items():
+    assert isinstance(session.playback, HlsPlayback)
+    for rendition, follower in session.playback.followers.items():
         since = discovered.get(rendition, end_at)
         span = end_at - since
         requests[rendition] = (

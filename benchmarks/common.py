@@ -119,7 +119,7 @@ class RecordingObserver:
     ) -> None:
         self.errors.append((time.time(), kind, detail))
 
-    def on_anomaly(self, rendition: str, anomaly: str) -> None:
+    def on_anomaly(self, rendition: str | None, anomaly: str) -> None:
         return None
 
 

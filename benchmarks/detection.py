@@ -122,7 +122,7 @@ async def _session(
             playback_url=proxy.url(f"/hls/{scenario.key}.m3u8"),
             duration_seconds=seconds,
         )
-        await Session(settings, flv, spec, Fan([scenario.recorder]), http).run()
+        await Session(settings, flv, spec, Fan([scenario.recorder])).run()
 
 
 def _scenarios() -> list[Scenario]:

@@ -218,21 +218,20 @@ async def _sessions(
     seconds: float,
 ) -> None:
     spec, flv, _ = clip()
-    async with aiohttp.ClientSession() as http:
-        sessions = [
-            Session(_healthy_settings(origin, key, seconds), flv, spec, recorder, http)
-            for key, recorder in zip(keys, recorders, strict=True)
-        ]
-        if hostile_port:
-            settings = SessionSettings(
-                labels=LABELS,
-                ingest_url=origin.ingest_url(new_key("hostile")),
-                playback_url=f"http://127.0.0.1:{hostile_port}/master.m3u8",
-                duration_seconds=seconds,
-                drain_timeout_seconds=2.0,
-            )
-            sessions.append(Session(settings, flv, spec, FanOut([hostile_recorder]), http))
-        await asyncio.gather(*(s.run() for s in sessions))
+    sessions = [
+        Session(_healthy_settings(origin, key, seconds), flv, spec, recorder)
+        for key, recorder in zip(keys, recorders, strict=True)
+    ]
+    if hostile_port:
+        settings = SessionSettings(
+            labels=LABELS,
+            ingest_url=origin.ingest_url(new_key("hostile")),
+            playback_url=f"http://127.0.0.1:{hostile_port}/master.m3u8",
+            duration_seconds=seconds,
+            drain_timeout_seconds=2.0,
+        )
+        sessions.append(Session(settings, flv, spec, FanOut([hostile_recorder])))
+    await asyncio.gather(*(s.run() for s in sessions))
 
 
 async def run(workdir: Path, quick: bool = False) -> list[Figure]:

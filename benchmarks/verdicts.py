@@ -76,7 +76,7 @@ async def _healthy_session(origin: HealthyOrigin, http: aiohttp.ClientSession) -
         playback_url=origin.playback_url(key),
         duration_seconds=SESSION_SECONDS,
     )
-    await Session(settings, flv, spec, FanOut([recorder]), http).run()
+    await Session(settings, flv, spec, FanOut([recorder])).run()
     (ended,) = recorder.of(SessionEnded)
     failures = tuple(
         f"{e.kind} [{e.rendition or '-'}]: {e.detail}" for e in recorder.of(CheckFailed)

@@ -35,7 +35,8 @@ from pydantic import (
 
 from streamer.durations import parse_duration
 from streamer.playback.egress import parse_entry as parse_fetch_rule
-from streamer.urls import InvalidURLError, parse_ingest, validate_playback
+from streamer.publish.registry import ingest_protocol
+from streamer.urls import InvalidURLError, validate_playback
 
 DEFAULT_REGION = "unknown"
 DEFAULT_METRICS_ADDR = "0.0.0.0:9090"
@@ -191,7 +192,7 @@ class StreamConfig(BaseModel):
     def _ingest(cls, value: str | None) -> str | None:
         if value is not None:
             try:
-                parse_ingest(value)
+                ingest_protocol(value).validate(value)
             except InvalidURLError as exc:
                 raise ValueError(str(exc)) from None
         return value

@@ -20,7 +20,7 @@ class StreamLabels:
     playback_region: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SessionStarted:
     labels: StreamLabels
     session_id: str
@@ -30,14 +30,14 @@ class SessionStarted:
     duration_seconds: float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class PublishConnected:
     labels: StreamLabels
     session_id: str
     at: float  # first packet accepted
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RenditionDiscovered:
     labels: StreamLabels
     session_id: str
@@ -48,7 +48,7 @@ class RenditionDiscovered:
     at: float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class FirstSegment:
     labels: StreamLabels
     session_id: str
@@ -57,7 +57,7 @@ class FirstSegment:
     at: float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SegmentObserved:
     labels: StreamLabels
     session_id: str
@@ -85,7 +85,7 @@ class SegmentObserved:
         return self.downloaded_at - self.newest_frame_sent_at
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class CheckFailed:
     labels: StreamLabels
     session_id: str
@@ -135,7 +135,7 @@ class CheckObserved:
     at: float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SessionEnded:
     labels: StreamLabels
     session_id: str

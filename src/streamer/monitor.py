@@ -44,7 +44,7 @@ from streamer.livepeer.provision import LivepeerProvisioner
 from streamer.origin.embedded import EmbeddedOrigin, OriginStartError
 from streamer.publish.flv import FlvClip
 from streamer.session import Session, SessionSettings
-from streamer.setup import clip_spec, flv_clip, labels, session_settings
+from streamer.setup import clip_spec, fixed_target, flv_clip, labels, session_settings
 from streamer.signal.clip import ClipSpec
 from streamer.sinks.alerts import AlertManager, AlertSettings
 from streamer.sinks.logs import LogSink, setup_logging
@@ -178,7 +178,7 @@ class Monitor:
         await asyncio.sleep(offset)  # spread the streams' sessions out
         while True:
             self._progress[stream.name] = time.monotonic()
-            session = Session(settings, flv, spec, self.sink, http)
+            session = Session(settings, flv, spec, self.sink)
             try:
                 await session.run()
             except asyncio.CancelledError:
@@ -199,8 +199,7 @@ class Monitor:
     async def _settings(self, stream: StreamConfig, http: aiohttp.ClientSession) -> SessionSettings:
         mode = self._api_modes.get(stream.name)
         if mode is None:
-            assert stream.ingest_url is not None and stream.playback_url is not None
-            return session_settings(stream, stream.ingest_url, stream.playback_url)
+            return session_settings(stream, fixed_target(stream))
         api = provisioner(
             stream,
             mode,
@@ -208,13 +207,7 @@ class Monitor:
             lambda op, seconds: self._metrics.api_latency.labels(op).observe(seconds),
         )
         await self._delete_leftovers(stream, api)
-        # The URLs are placeholders: the provisioner creates the real ones per session.
-        return session_settings(
-            stream,
-            "rtmp://api.invalid/live/pending",
-            "http://api.invalid/pending.m3u8",
-            provisioner=api,
-        )
+        return session_settings(stream, api)
 
     async def _delete_leftovers(self, stream: StreamConfig, api: LivepeerProvisioner) -> None:
         """Test streams left behind by a crashed run; best effort, never fatal."""

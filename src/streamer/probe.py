@@ -25,7 +25,7 @@ from streamer.exit_codes import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_TE
 from streamer.livepeer.mode import ApiMode, api_mode, provisioner
 from streamer.probe_config import probe_stream
 from streamer.session import Session, SessionSettings
-from streamer.setup import clip_spec, flv_clip, session_settings
+from streamer.setup import clip_spec, fixed_target, flv_clip, session_settings
 from streamer.sinks.report import SessionReport
 from streamer.sinks.terminal import LiveView, render_report
 
@@ -36,17 +36,10 @@ def _settings(
     stream: StreamConfig, mode: ApiMode | None, http: aiohttp.ClientSession
 ) -> SessionSettings:
     if mode is None:
-        assert stream.ingest_url is not None and stream.playback_url is not None
-        return session_settings(stream, stream.ingest_url, stream.playback_url)
+        return session_settings(stream, fixed_target(stream))
     # As the monitor does, minus its clean-up of leftover test streams: a probe run beside a
     # monitor of the same stream name would delete the monitor's running test stream.
-    # The URLs are placeholders: the provisioner creates the real ones for the session.
-    return session_settings(
-        stream,
-        "rtmp://api.invalid/live/pending",
-        "http://api.invalid/pending.m3u8",
-        provisioner=provisioner(stream, mode, http),
-    )
+    return session_settings(stream, provisioner(stream, mode, http))
 
 
 async def _run_until_signal(session: Session) -> signal.Signals | None:
@@ -84,7 +77,7 @@ async def _probe(
     if view is not None:
         sink.add(view)
     async with aiohttp.ClientSession() as http:
-        session = Session(_settings(stream, mode, http), flv, clip_spec(stream.clip), sink, http)
+        session = Session(_settings(stream, mode, http), flv, clip_spec(stream.clip), sink)
         if view is None:
             return await _run_until_signal(session)
         with view:

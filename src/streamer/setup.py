@@ -10,6 +10,7 @@ from streamer.playback.fetch import FetchPolicy
 from streamer.publish.flv import FlvClip, to_flv
 from streamer.session import SessionSettings
 from streamer.signal.clip import ClipSpec, load_clip
+from streamer.targets import FixedTarget, Provisioner, Target
 
 
 def clip_spec(settings: ClipSettings) -> ClipSpec:
@@ -32,13 +33,18 @@ def labels(stream: StreamConfig) -> StreamLabels:
     return StreamLabels(stream.name, stream.ingest_region, stream.playback_region)
 
 
+def fixed_target(stream: StreamConfig) -> FixedTarget:
+    """The configured URLs, the same for every session."""
+    assert stream.ingest_url is not None and stream.playback_url is not None
+    return FixedTarget(Target(ingest_url=stream.ingest_url, playback_url=stream.playback_url))
+
+
 def session_settings(
-    stream: StreamConfig, ingest_url: str, playback_url: str, **overrides: object
+    stream: StreamConfig, target: Provisioner, **overrides: object
 ) -> SessionSettings:
     values: dict[str, object] = {
         "labels": labels(stream),
-        "ingest_url": ingest_url,
-        "playback_url": playback_url,
+        "provisioner": target,
         "duration_seconds": stream.duration,
         "startup_timeout_seconds": stream.startup_timeout,
         "connect_timeout_seconds": stream.connect_timeout,

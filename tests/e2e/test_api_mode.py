@@ -64,7 +64,7 @@ async def _session(
             startup_timeout_seconds=10,
             provisioner=provisioner,
         )
-        await Session(settings, flv, clip.spec, FanOut([recorder, report]), http).run()
+        await Session(settings, flv, clip.spec, FanOut([recorder, report])).run()
     return recorder, report
 
 

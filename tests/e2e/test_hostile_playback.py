@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 from aiohttp import web
 
@@ -35,8 +34,9 @@ from streamer.events import (
 )
 from streamer.playback.fetch import FetchPolicy
 from streamer.playback.follower import UNHELD_BLOCKING_RELOAD
+from streamer.playback.hls import RENDITIONS_OVER_CAP
 from streamer.publish.flv import FlvClip
-from streamer.session import RENDITIONS_OVER_CAP, Session, SessionSettings
+from streamer.session import Session, SessionSettings
 from streamer.signal.clip import Clip, ClipSpec
 from streamer.sinks.report import SessionReport
 from tests.support.chaos import ChaosProxy, Fault, Freeze, InsertTag, Request, Status
@@ -161,16 +161,15 @@ async def _run(scenario: Scenario, origin: NginxOrigin, flv: FlvClip, spec: Clip
         )
         recorder, report = Recorder(), SessionReport()
         started = time.monotonic()
-        async with aiohttp.ClientSession() as http:
-            session = Session(settings, flv, spec, FanOut([recorder, report]), http)
-            await session.run()
+        session = Session(settings, flv, spec, FanOut([recorder, report]))
+        await session.run()
         return Run(
             recorder,
             report.document(),
             session,
             proxy.requests.get(f"{key}.m3u8", 0),
             time.monotonic() - started,
-            set(session.followers),
+            set(session.playback.renditions() if session.playback else ()),
         )
 
 

@@ -9,8 +9,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-
 from streamer.events import Event, FanOut, SegmentObserved
 from streamer.publish.flv import FlvClip
 from streamer.session import Session, SessionSettings
@@ -62,8 +60,7 @@ async def run_session(
     recorder, report = Recorder(), SessionReport()
     watcher = asyncio.create_task(watch.watch()) if watch else None
     try:
-        async with aiohttp.ClientSession() as http:
-            await Session(settings, flv, spec, FanOut([recorder, report]), http).run()
+        await Session(settings, flv, spec, FanOut([recorder, report])).run()
     finally:
         if watcher is not None:
             watcher.cancel()

@@ -31,9 +31,9 @@ class Clock:
 
 def started(labels: StreamLabels, sid: str, at: float) -> SessionStarted:
     return SessionStarted(
-        labels,
-        sid,
-        at,
+        labels=labels,
+        session_id=sid,
+        at=at,
         ingest="rtmp://ingest.example/live/****",
         playback="https://play.example/hls/abc/index.m3u8?jwt=****",
         duration_seconds=240.0,
@@ -41,7 +41,7 @@ def started(labels: StreamLabels, sid: str, at: float) -> SessionStarted:
 
 
 def connected(labels: StreamLabels, sid: str, at: float) -> PublishConnected:
-    return PublishConnected(labels, sid, at)
+    return PublishConnected(labels=labels, session_id=sid, at=at)
 
 
 def discovered(
@@ -52,13 +52,23 @@ def discovered(
     resolution: str | None = "640x360",
     codecs: str | None = "avc1.64001e,mp4a.40.2",
 ) -> RenditionDiscovered:
-    return RenditionDiscovered(labels, sid, rendition, resolution, codecs, 900_000, at)
+    return RenditionDiscovered(
+        labels=labels,
+        session_id=sid,
+        rendition=rendition,
+        resolution=resolution,
+        codecs=codecs,
+        bandwidth=900_000,
+        at=at,
+    )
 
 
 def first_segment(
     labels: StreamLabels, sid: str, at: float, latency: float = 2.2, rendition: str = "360p"
 ) -> FirstSegment:
-    return FirstSegment(labels, sid, rendition, latency, at)
+    return FirstSegment(
+        labels=labels, session_id=sid, rendition=rendition, startup_latency_seconds=latency, at=at
+    )
 
 
 def segment(
@@ -72,10 +82,10 @@ def segment(
 ) -> SegmentObserved:
     sent = None if latency is None else downloaded_at - latency
     return SegmentObserved(
-        labels,
-        sid,
-        rendition,
-        sequence,
+        labels=labels,
+        session_id=sid,
+        rendition=rendition,
+        sequence=sequence,
         listed_at=downloaded_at - 0.1,
         downloaded_at=downloaded_at,
         extinf_seconds=2.0,
@@ -95,7 +105,9 @@ def check_failed(
     detail: str = "segment 12 took 9.1 s",
     rendition: str | None = "360p",
 ) -> CheckFailed:
-    return CheckFailed(labels, sid, kind, rendition, detail, at)
+    return CheckFailed(
+        labels=labels, session_id=sid, kind=kind, rendition=rendition, detail=detail, at=at
+    )
 
 
 def ended(
@@ -106,7 +118,14 @@ def ended(
     startup: float | None = 2.2,
     failed_kinds: tuple[str, ...] = (),
 ) -> SessionEnded:
-    return SessionEnded(labels, sid, outcome, at, startup, failed_kinds)
+    return SessionEnded(
+        labels=labels,
+        session_id=sid,
+        outcome=outcome,
+        at=at,
+        startup_latency_seconds=startup,
+        failed_kinds=failed_kinds,
+    )
 
 
 def play_session(

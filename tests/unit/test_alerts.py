@@ -73,30 +73,53 @@ class Sessions:
         sid = f"s{next(self.ids)}"
         events: list[Event] = [
             SessionStarted(
-                labels, sid, self.now, "rtmp://x/live/ab****", "http://x/hls/p/index.m3u8", 60
+                labels=labels,
+                session_id=sid,
+                at=self.now,
+                ingest="rtmp://x/live/ab****",
+                playback="http://x/hls/p/index.m3u8",
+                duration_seconds=60,
             )
         ]
         if segment is not None:
             events.append(
                 SegmentObserved(
-                    labels,
-                    sid,
-                    "720p",
-                    1,
-                    self.now + 10,
-                    self.now + 10.5,
-                    2.0,
-                    2.0,
-                    self.now + 10.5 - segment,
-                    "1280x720",
-                    "h264",
-                    1000,
+                    labels=labels,
+                    session_id=sid,
+                    rendition="720p",
+                    sequence=1,
+                    listed_at=self.now + 10,
+                    downloaded_at=self.now + 10.5,
+                    extinf_seconds=2.0,
+                    media_duration_seconds=2.0,
+                    newest_frame_sent_at=self.now + 10.5 - segment,
+                    resolution="1280x720",
+                    video_codec="h264",
+                    size_bytes=1000,
                 )
             )
         for offset, (kind, rendition, detail) in enumerate(checks):
-            events.append(CheckFailed(labels, sid, kind, rendition, detail, self.now + 20 + offset))
+            events.append(
+                CheckFailed(
+                    labels=labels,
+                    session_id=sid,
+                    kind=kind,
+                    rendition=rendition,
+                    detail=detail,
+                    at=self.now + 20 + offset,
+                )
+            )
         kinds = tuple(sorted({kind for kind, _, _ in checks}))
-        events.append(SessionEnded(labels, sid, outcome, self.now + 60, startup, kinds))
+        events.append(
+            SessionEnded(
+                labels=labels,
+                session_id=sid,
+                outcome=outcome,
+                at=self.now + 60,
+                startup_latency_seconds=startup,
+                failed_kinds=kinds,
+            )
+        )
         for event in events:
             self.manager.handle(event)
         self.now += 90
@@ -266,12 +289,64 @@ async def test_failure_without_checks_still_names_a_kind(registry: CollectorRegi
     notifier = RecordingNotifier()
     manager = AlertManager([notifier], registry, AlertSettings(alert_after_failures=1))
     labels = EU
-    manager.handle(SessionStarted(labels, "a", T0, "rtmp://x/live/****", "http://x/p", 60))
-    manager.handle(SessionEnded(labels, "a", "failure", T0 + 5, None, ("playlist_error",)))
-    manager.handle(SessionStarted(labels, "b", T0 + 10, "rtmp://x/live/****", "http://x/p", 60))
-    manager.handle(SessionEnded(labels, "b", "success", T0 + 20, 2.0))
-    manager.handle(SessionStarted(labels, "c", T0 + 30, "rtmp://x/live/****", "http://x/p", 60))
-    manager.handle(SessionEnded(labels, "c", "failure", T0 + 35, None))
+    manager.handle(
+        SessionStarted(
+            labels=labels,
+            session_id="a",
+            at=T0,
+            ingest="rtmp://x/live/****",
+            playback="http://x/p",
+            duration_seconds=60,
+        )
+    )
+    manager.handle(
+        SessionEnded(
+            labels=labels,
+            session_id="a",
+            outcome="failure",
+            at=T0 + 5,
+            startup_latency_seconds=None,
+            failed_kinds=("playlist_error",),
+        )
+    )
+    manager.handle(
+        SessionStarted(
+            labels=labels,
+            session_id="b",
+            at=T0 + 10,
+            ingest="rtmp://x/live/****",
+            playback="http://x/p",
+            duration_seconds=60,
+        )
+    )
+    manager.handle(
+        SessionEnded(
+            labels=labels,
+            session_id="b",
+            outcome="success",
+            at=T0 + 20,
+            startup_latency_seconds=2.0,
+        )
+    )
+    manager.handle(
+        SessionStarted(
+            labels=labels,
+            session_id="c",
+            at=T0 + 30,
+            ingest="rtmp://x/live/****",
+            playback="http://x/p",
+            duration_seconds=60,
+        )
+    )
+    manager.handle(
+        SessionEnded(
+            labels=labels,
+            session_id="c",
+            outcome="failure",
+            at=T0 + 35,
+            startup_latency_seconds=None,
+        )
+    )
     await deliver(manager)
     assert [a.failing_kinds for a in notifier.alerts] == [
         ("playlist_error",),

@@ -18,7 +18,7 @@ from streamer.playback import egress
 from streamer.playback.fetch import Fetcher, FetchError, FetchPolicy, FetchRefusedError
 from streamer.playback.follower import RenditionFollower, SegmentFetch
 from streamer.playback.playlist import MediaPlaylist
-from streamer.setup import session_settings
+from streamer.setup import fixed_target, session_settings
 from tests.support.aio import start_local
 
 PUBLIC_PLAYBACK = "https://cdn.example/hls/abc/index.m3u8"
@@ -283,7 +283,7 @@ class _Observer:
     ) -> None:
         self.errors.append((kind, detail))
 
-    def on_anomaly(self, rendition: str, anomaly: str) -> None:
+    def on_anomaly(self, rendition: str | None, anomaly: str) -> None:
         pass
 
 
@@ -323,7 +323,7 @@ def test_policy_lists_are_validated_naming_the_field() -> None:
     assert config is not None
     stream = config.streams[0]
     assert stream.fetch_allow == ["10.0.0.0/8", "origin.internal"]
-    fetch = session_settings(stream, "rtmp://h/live/k", "http://h/a.m3u8").fetch
+    fetch = session_settings(stream, fixed_target(stream)).fetch
     assert fetch.allow == ("10.0.0.0/8", "origin.internal") and fetch.deny == ()
     with pytest.raises(ConfigError, match=r"FETCH_DENY: entry 2: 'no_such/host'"):
         from_environment({**env, "FETCH_DENY": "10.0.0.0/8,no_such/host"})

@@ -34,7 +34,7 @@ from streamer.playback.playlist import MAX_PARSED_SEGMENTS, MAX_PLAYLIST_BYTES, 
 from streamer.playback.storms import ErrorStorms
 from streamer.playback.target import TargetSanity
 from streamer.playback.workers import analyse_segment, parse_playlist
-from streamer.setup import session_settings
+from streamer.setup import fixed_target, session_settings
 from streamer.sinks.metrics import MetricsSink
 from tests.support.aio import start_local
 from tests.support.check_records import SyntheticRendition, context, real_segment
@@ -75,7 +75,7 @@ class Observed:
     ) -> None:
         self.errors.append((kind, detail, source))
 
-    def on_anomaly(self, rendition: str, anomaly: str) -> None:
+    def on_anomaly(self, rendition: str | None, anomaly: str) -> None:
         self.anomalies.append(anomaly)
 
 
@@ -451,7 +451,7 @@ def test_max_renditions_is_configurable_and_validated(tmp_path: Path) -> None:
     config = load_file(_config(tmp_path, "    max_renditions: 4\n"), {})
     stream = config.streams[0]
     assert stream.max_renditions == 4
-    assert session_settings(stream, "rtmp://h/live/k", "http://h/a.m3u8").max_renditions == 4
+    assert session_settings(stream, fixed_target(stream)).max_renditions == 4
     assert load_file(_config(tmp_path, ""), {}).streams[0].max_renditions == 16
     with pytest.raises(ConfigError, match="max_renditions"):
         load_file(_config(tmp_path, "    max_renditions: 0\n"), {})

@@ -334,8 +334,26 @@ async def test_alert_manager_end_to_end_with_a_failing_receiver(hooks: FakeWebho
     worker_task = asyncio.create_task(manager.run())
     labels = StreamLabels("eu-main", "eu-west", "eu-west")
     for i in range(3):
-        manager.handle(SessionStarted(labels, f"s{i}", 1000.0 + i, "rtmp://x", "http://x", 60))
-        manager.handle(SessionEnded(labels, f"s{i}", "failure", 1050.0 + i, None, ("stall",)))
+        manager.handle(
+            SessionStarted(
+                labels=labels,
+                session_id=f"s{i}",
+                at=1000.0 + i,
+                ingest="rtmp://x",
+                playback="http://x",
+                duration_seconds=60,
+            )
+        )
+        manager.handle(
+            SessionEnded(
+                labels=labels,
+                session_id=f"s{i}",
+                outcome="failure",
+                at=1050.0 + i,
+                startup_latency_seconds=None,
+                failed_kinds=("stall",),
+            )
+        )
     await manager.aclose()
     assert worker_task.done()
 

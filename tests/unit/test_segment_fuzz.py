@@ -32,14 +32,14 @@ def _checks_digest(analysis: SegmentAnalysis | None) -> None:
     checks = build_checks(context())
     for sequence in range(3):  # the same analysis as consecutive segments
         record = SegmentRecord(
-            "r",
-            Segment(sequence, f"http://o/{sequence}.ts", 2.0, sequence == 1, None),
-            T0 + sequence,
-            T0 + sequence + 0.1,
-            analysis,
-            None,
-            None,
-            None,
+            rendition="r",
+            segment=Segment(sequence, f"http://o/{sequence}.ts", 2.0, sequence == 1, None),
+            listed_at=T0 + sequence,
+            downloaded_at=T0 + sequence + 0.1,
+            analysis=analysis,
+            first_frame=None,
+            newest_frame=None,
+            newest_frame_sent_at=None,
         )
         for check in checks:
             check.on_segment(record)

@@ -78,7 +78,16 @@ def test_json_log_lines_stay_one_valid_document() -> None:
 def test_a_hostile_check_detail_is_one_log_line(caplog: pytest.LogCaptureFixture) -> None:
     labels = StreamLabels("eu", "eu-west", "eu-west")
     with caplog.at_level(logging.WARNING):
-        LogSink().handle(CheckFailed(labels, "s1", "playlist_error", None, FORGED, time.time()))
+        LogSink().handle(
+            CheckFailed(
+                labels=labels,
+                session_id="s1",
+                kind="playlist_error",
+                rendition=None,
+                detail=FORGED,
+                at=time.time(),
+            )
+        )
     (record,) = caplog.records
     assert "\n" not in TextFormatter(colour=False).format(record)
 

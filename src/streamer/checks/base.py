@@ -40,7 +40,7 @@ class Observation:
 Finding = Failure | Observation
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SegmentRecord:
     """A downloaded, analysed segment of this session, with its frames placed in time."""
 

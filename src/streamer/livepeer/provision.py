@@ -18,7 +18,7 @@ from streamer.livepeer.client import (
     stream_name_prefix,
 )
 from streamer.livepeer.jwt import LIVEPEER_JWT_HEADER, PlaybackTokenSigner
-from streamer.session import ProvisionError, Target
+from streamer.targets import ProvisionError, Target
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,10 @@ class LivepeerProvisioner:
         self._signer = signer
         self._token_ttl = token_ttl_seconds
         self._created_id: str | None = None
+
+    def describe(self) -> tuple[str, str]:
+        created = "(a stream created per session through the API)"
+        return created, created
 
     @property
     def name_prefix(self) -> str:

@@ -74,7 +74,7 @@ class FollowerObserver(Protocol):
         """`source`: the object whose request failed ("media playlist", ...), None for an
         error that is not a failed request."""
 
-    def on_anomaly(self, rendition: str, anomaly: str) -> None:
+    def on_anomaly(self, rendition: str | None, anomaly: str) -> None:
         """Something no viewer notices, to count (e.g. UNHELD_BLOCKING_RELOAD)."""
 
 
