@@ -18,6 +18,8 @@ class StreamLabels:
     stream: str
     ingest_region: str
     playback_region: str
+    ingest_protocol: str = "rtmp"  # bounded: one of the registered protocols
+    playback_protocol: str = "hls"
 
 
 @dataclass(frozen=True, kw_only=True)

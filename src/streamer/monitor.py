@@ -48,7 +48,7 @@ from streamer.setup import clip_spec, fixed_target, flv_clip, labels, session_se
 from streamer.signal.clip import ClipSpec
 from streamer.sinks.alerts import AlertManager, AlertSettings
 from streamer.sinks.logs import LogSink, setup_logging
-from streamer.sinks.metrics import MetricsSink
+from streamer.sinks.metrics import MetricsSink, stream_label_values
 from streamer.sinks.notifiers import NotifyError, notifiers_from_env
 from streamer.urls import InvalidURLError, parse_ingest
 from streamer.web.server import build_app, serve
@@ -214,7 +214,7 @@ class Monitor:
         try:
             await api.delete_leftovers()
         except LivepeerAPIError as exc:
-            self._metrics.errors.labels(*_label_values(stream), "api_error", "").inc()
+            self._metrics.errors.labels(*stream_label_values(labels(stream)), "api_error", "").inc()
             log.warning(
                 "api_error: could not clean up leftover test streams: %s",
                 exc,
@@ -225,10 +225,6 @@ class Monitor:
 
 
 _MAX_CAUSE = 300
-
-
-def _label_values(stream: StreamConfig) -> tuple[str, str, str]:
-    return stream.name, stream.ingest_region, stream.playback_region
 
 
 def _stream_secrets(stream: StreamConfig, mode: ApiMode | None) -> tuple[str, ...]:

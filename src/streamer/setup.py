@@ -7,7 +7,9 @@ from functools import cache
 from streamer.config import ClipSettings, StreamConfig
 from streamer.events import StreamLabels
 from streamer.playback.fetch import FetchPolicy
+from streamer.playback.registry import DEFAULT_PLAYBACK_PROTOCOL
 from streamer.publish.flv import FlvClip, to_flv
+from streamer.publish.registry import ingest_protocol
 from streamer.session import SessionSettings
 from streamer.signal.clip import ClipSpec, load_clip
 from streamer.targets import FixedTarget, Provisioner, Target
@@ -30,7 +32,15 @@ def flv_clip(spec: ClipSpec) -> FlvClip:
 
 
 def labels(stream: StreamConfig) -> StreamLabels:
-    return StreamLabels(stream.name, stream.ingest_region, stream.playback_region)
+    # API mode publishes over RTMP until the stream's configuration names another protocol.
+    ingest = ingest_protocol(stream.ingest_url).name if stream.ingest_url else "rtmp"
+    return StreamLabels(
+        stream.name,
+        stream.ingest_region,
+        stream.playback_region,
+        ingest_protocol=ingest,
+        playback_protocol=DEFAULT_PLAYBACK_PROTOCOL,
+    )
 
 
 def fixed_target(stream: StreamConfig) -> FixedTarget:

@@ -39,7 +39,13 @@ def test_observations_are_counted_per_rendition(kind: ObservationKind, metric: s
     sink.handle(observed(kind, 1))
     sink.handle(observed(kind, 4))
     sink.handle(observed(kind, 2, rendition="256x144"))
-    labels = {"stream": "eu", "ingest_region": "fra", "playback_region": "ams"}
+    labels = {
+        "stream": "eu",
+        "ingest_region": "fra",
+        "playback_region": "ams",
+        "ingest_protocol": "rtmp",
+        "playback_protocol": "hls",
+    }
     assert registry.get_sample_value(metric, {**labels, "rendition": "640x360"}) == 5
     assert registry.get_sample_value(metric, {**labels, "rendition": "256x144"}) == 2
     # Counted, never an error.

@@ -172,7 +172,8 @@ async def test_hostile_api_answers_at_start_up_stop_no_stream(cache_dir: Path) -
             errors = monitor._metrics.registry.get_sample_value(
                 "streamer_errors_total",
                 {"stream": "api", "kind": "api_error", "rendition": ""}
-                | {"ingest_region": "unknown", "playback_region": "unknown"},
+                | {"ingest_region": "unknown", "playback_region": "unknown"}
+                | {"ingest_protocol": "rtmp", "playback_protocol": "hls"},
             )
             assert errors == 1
         finally:

@@ -480,10 +480,12 @@ def test_failed_requests_and_anomalies_are_counted() -> None:
     )
     text = generate_latest(sink.registry).decode()
     assert (
-        'streamer_failed_requests_total{ingest_region="eu",kind="http_error",'
-        'playback_region="eu",rendition="720p",stream="s"} 3.0'
+        'streamer_failed_requests_total{ingest_protocol="rtmp",ingest_region="eu",'
+        'kind="http_error",playback_protocol="hls",playback_region="eu",rendition="720p",'
+        'stream="s"} 3.0'
     ) in text
     assert (
-        'streamer_playback_anomalies_total{anomaly="renditions_over_cap",ingest_region="eu",'
+        'streamer_playback_anomalies_total{anomaly="renditions_over_cap",'
+        'ingest_protocol="rtmp",ingest_region="eu",playback_protocol="hls",'
         'playback_region="eu",rendition="",stream="s"} 1.0'
     ) in text

@@ -18,14 +18,26 @@ from streamer.events import (
     StreamLabels,
 )
 
-STREAM_LABELS = ("stream", "ingest_region", "playback_region")
+STREAM_LABELS = (
+    "stream",
+    "ingest_region",
+    "playback_region",
+    "ingest_protocol",
+    "playback_protocol",
+)
 STARTUP_BUCKETS = (0.25, 0.5, 0.75, 1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10, 15, 20, 30, 45, 60)
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 4, 5, 6, 8, 10, 15, 20, 30, 60)
 DURATION_BUCKETS = (0.5, 1, 1.5, 1.9, 2.1, 2.5, 3, 4, 5, 6, 8, 10, 12)
 
 
-def _values(labels: StreamLabels) -> tuple[str, str, str]:
-    return labels.stream, labels.ingest_region, labels.playback_region
+def stream_label_values(labels: StreamLabels) -> tuple[str, str, str, str, str]:
+    return (
+        labels.stream,
+        labels.ingest_region,
+        labels.playback_region,
+        labels.ingest_protocol,
+        labels.playback_protocol,
+    )
 
 
 class MetricsSink:
@@ -134,13 +146,13 @@ class MetricsSink:
 
     def register_stream(self, labels: StreamLabels) -> None:
         """Creates a stream's series at 0, so that dashboards and alerts see it from start."""
-        values = _values(labels)
+        values = stream_label_values(labels)
         self.active.labels(*values).set(0)
         for outcome in ("success", "failure", "aborted"):
             self.tests.labels(*values, outcome)
 
     def handle(self, event: Event) -> None:
-        values = _values(event.labels)
+        values = stream_label_values(event.labels)
         if isinstance(event, SessionStarted):
             self.active.labels(*values).set(1)
         elif isinstance(event, SegmentObserved):
