@@ -1,9 +1,12 @@
 """Benchmark 4: whether the verdicts can be trusted.
 
 - **False failures.** Healthy sessions, at the default check settings, against every real
-  origin the suite can start: nginx-rtmp's copy path and its transcode ladder, and the
-  embedded origin (FFmpeg's libraries, a two-rendition ladder). A session of a healthy
-  origin that ends `failure` is a false failure: target 0.
+  origin the suite can start: nginx-rtmp's copy path and its transcode ladder, FFmpeg's own
+  HLS muxer (MPEG-TS; fMP4/CMAF with a two-rendition master, 1 s segments; a fresh FFmpeg
+  per publish into the same directory, as a script around it would run), and the embedded
+  origin (FFmpeg's libraries, a two-rendition ladder). One key per origin, reused from
+  session to session as a monitor with fixed URLs does. A session of a healthy origin that
+  ends `failure` is a false failure: target 0.
 - **Faults caught.** Every fault of the fault catalogue (tests/support/fault_catalog.py:
   HTTP errors, timeouts, broken playlists, sequence faults, stalls, undecodable, silent or
   foreign segments, dropped frames, A/V shift, missing and drifting renditions), injected
@@ -20,8 +23,9 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import aiohttp
 from tests.support.fault_catalog import EXPECTED, SCENARIOS, reported, run_all
+from tests.support.ffmpeg_origin import LADDER as FFMPEG_LADDER
+from tests.support.ffmpeg_origin import FfmpegHlsOrigin
 from tests.support.nginx import NginxOrigin
 from tests.support.session_run import Recorder
 
@@ -34,11 +38,14 @@ from streamer.session import Session, SessionSettings
 SESSION_SECONDS = 16.0
 
 
+# One session's (ingest URL, playback URL), held for the session's publish.
+Endpoint = Callable[[], contextlib.AbstractAsyncContextManager[tuple[str, str]]]
+
+
 @dataclass(frozen=True)
 class HealthyOrigin:
     name: str
-    ingest_url: Callable[[str], str]
-    playback_url: Callable[[str], str]
+    endpoint: Endpoint
 
 
 @dataclass(frozen=True)
@@ -48,35 +55,76 @@ class Verdict:
     failures: tuple[str, ...]  # "kind [rendition]: detail"
 
 
+def _fixed(ingest: str, playback: str) -> Endpoint:
+    @contextlib.asynccontextmanager
+    async def endpoint() -> AsyncIterator[tuple[str, str]]:
+        yield ingest, playback
+
+    return endpoint
+
+
+def _ffmpeg(origin: FfmpegHlsOrigin) -> Endpoint:
+    key = new_key("healthy")
+
+    @contextlib.asynccontextmanager
+    async def endpoint() -> AsyncIterator[tuple[str, str]]:
+        # A new FFmpeg per publish; starting and finishing it blocks, so not on the loop
+        # that measures the other origins' sessions at the same time.
+        listening = origin.listen(key)
+        ingest = await asyncio.to_thread(listening.__enter__)
+        try:
+            yield ingest, origin.playback_url(key)
+        finally:
+            await asyncio.to_thread(listening.__exit__, None, None, None)
+
+    return endpoint
+
+
 @contextlib.asynccontextmanager
 async def _healthy_origins(workdir: Path) -> AsyncIterator[list[HealthyOrigin]]:
     embedded = EmbeddedOrigin()
+    copy_key, ladder_key, embedded_key = (new_key("healthy") for _ in range(3))
     with (
         NginxOrigin(workdir / "copy") as copy,
         NginxOrigin(workdir / "ladder", ladder=True) as ladder,
+        FfmpegHlsOrigin(workdir / "ffmpeg-ts") as ffmpeg_ts,
+        FfmpegHlsOrigin(
+            workdir / "ffmpeg-fmp4", fmp4=True, renditions=FFMPEG_LADDER, segment_seconds=1
+        ) as ffmpeg_fmp4,
     ):
         await embedded.start()
         try:
             yield [
-                HealthyOrigin("nginx-rtmp copy", copy.ingest_url, copy.playback_url),
-                HealthyOrigin("nginx-rtmp ladder", ladder.ingest_url, ladder.playback_url),
-                HealthyOrigin("embedded origin", embedded.ingest_url, embedded.playback_url),
+                HealthyOrigin(
+                    "nginx-rtmp copy",
+                    _fixed(copy.ingest_url(copy_key), copy.playback_url(copy_key)),
+                ),
+                HealthyOrigin(
+                    "nginx-rtmp ladder",
+                    _fixed(ladder.ingest_url(ladder_key), ladder.playback_url(ladder_key)),
+                ),
+                HealthyOrigin("ffmpeg hls mpegts", _ffmpeg(ffmpeg_ts)),
+                HealthyOrigin("ffmpeg hls fmp4 master", _ffmpeg(ffmpeg_fmp4)),
+                HealthyOrigin(
+                    "embedded origin",
+                    _fixed(embedded.ingest_url(embedded_key), embedded.playback_url(embedded_key)),
+                ),
             ]
         finally:
             await embedded.stop()
 
 
-async def _healthy_session(origin: HealthyOrigin, http: aiohttp.ClientSession) -> Verdict:
+async def _healthy_session(origin: HealthyOrigin) -> Verdict:
     spec, flv, _ = clip()
-    key = new_key("healthy")
     recorder = Recorder()
-    settings = SessionSettings(
-        labels=LABELS,
-        ingest_url=origin.ingest_url(key),
-        playback_url=origin.playback_url(key),
-        duration_seconds=SESSION_SECONDS,
-    )
-    await Session(settings, flv, spec, FanOut([recorder])).run()
+    async with origin.endpoint() as (ingest, playback):
+        settings = SessionSettings(
+            labels=LABELS,
+            ingest_url=ingest,
+            playback_url=playback,
+            duration_seconds=SESSION_SECONDS,
+        )
+        await Session(settings, flv, spec, FanOut([recorder])).run()
     (ended,) = recorder.of(SessionEnded)
     failures = tuple(
         f"{e.kind} [{e.rendition or '-'}]: {e.detail}" for e in recorder.of(CheckFailed)
@@ -86,9 +134,9 @@ async def _healthy_session(origin: HealthyOrigin, http: aiohttp.ClientSession) -
 
 async def _healthy_runs(workdir: Path, rounds: int) -> list[Verdict]:
     verdicts: list[Verdict] = []
-    async with _healthy_origins(workdir) as origins, aiohttp.ClientSession() as http:
+    async with _healthy_origins(workdir) as origins:
         for _ in range(rounds):
-            verdicts += await asyncio.gather(*(_healthy_session(o, http) for o in origins))
+            verdicts += await asyncio.gather(*(_healthy_session(o) for o in origins))
     return verdicts
 
 
