@@ -48,7 +48,7 @@ UNHELD_BLOCKING_RELOAD = "unheld_blocking_reload"  # an anomaly (counted, not a 
 MEDIA_PLAYLIST = "media playlist"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SegmentFetch:
     """One segment as the viewer got it."""
 
@@ -273,16 +273,16 @@ class RenditionFollower:
             source: str | None = None,
         ) -> SegmentFetch:
             return SegmentFetch(
-                self.name,
-                segment,
-                listed_at,
-                first_listing,
-                downloaded_at,
-                size,
-                analysis,
-                kind,
-                detail,
-                source,
+                rendition=self.name,
+                segment=segment,
+                listed_at=listed_at,
+                first_listing=first_listing,
+                downloaded_at=downloaded_at,
+                size_bytes=size,
+                analysis=analysis,
+                error_kind=kind,
+                error_detail=detail,
+                error_source=source,
             )
 
         # While segments keep failing, each gets one request: no retries on a failing origin.
