@@ -16,6 +16,7 @@ from collections import deque
 from pathlib import Path
 
 from aiohttp import web
+from tests.support.aio import LocalServer
 from tests.support.ports import free_port
 
 from benchmarks.truth import read_new_version
@@ -30,7 +31,7 @@ class DelayProxy:
         self._versions: dict[str, deque[tuple[float, bytes]]] = {}
         self._seen: dict[str, tuple[int, int]] = {}
         self._watchers: dict[str, asyncio.Task[None]] = {}
-        self._runner: web.AppRunner | None = None
+        self._server: LocalServer | None = None
 
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.port}/hls/{name}"
@@ -44,17 +45,15 @@ class DelayProxy:
     async def __aenter__(self) -> DelayProxy:
         app = web.Application()
         app.router.add_get("/hls/{name}", self._handle)
-        self._runner = web.AppRunner(app, shutdown_timeout=0.5)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+        self._server = await LocalServer.start(app, port=self.port, shutdown_seconds=0.5)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         for task in self._watchers.values():
             task.cancel()
         await asyncio.gather(*self._watchers.values(), return_exceptions=True)
-        if self._runner is not None:
-            await self._runner.cleanup()
+        if self._server is not None:
+            await self._server.stop()
 
     async def _watch(self, name: str) -> None:
         path = self.hls_dir / name

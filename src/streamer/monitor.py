@@ -292,15 +292,9 @@ class _Settings:
 
 
 async def _main(config: MonitorConfig, embedded: bool, settings: _Settings) -> int:
-    env, api_modes = settings.env, settings.api_modes
     metrics = MetricsSink()
     sink = FanOut([LogSink(), metrics])
-    alerts: AlertManager | None = None
-    notifiers = notifiers_from_env(env)
-    if notifiers:
-        alerts = AlertManager(notifiers, metrics.registry, settings.alerts)
-        sink.add(alerts)
-        log.info("alerting through %s", ", ".join(n.name for n in notifiers))
+    alerts = _alert_manager(settings, metrics, sink)
     origin: EmbeddedOrigin | None = None
     if embedded:
         origin = EmbeddedOrigin()
@@ -310,32 +304,76 @@ async def _main(config: MonitorConfig, embedded: bool, settings: _Settings) -> i
             log.error("the embedded origin did not start: %s", exc)
             await origin.stop()
             return EXIT_FAILURE
-        key = "embedded" + secrets.token_hex(8)
-        stream = config.streams[0].model_copy(
-            update={"ingest_url": origin.ingest_url(key), "playback_url": origin.playback_url(key)}
-        )
-        config = config.model_copy(update={"streams": [stream]})
-        log.info("no ingest configured: monitoring the embedded origin (%s)", origin.describe())
+        config = _monitoring_origin(config, origin)
     for stream in config.streams:
         metrics.register_stream(labels(stream))
     components = [origin.health] if origin is not None else []
-    monitor = Monitor(config, sink, metrics, api_modes, components)
+    monitor = Monitor(config, sink, metrics, settings.api_modes, components)
+    runner = await _serve_web(config, monitor, metrics, sink, settings.status)
+    if runner is None:
+        if origin is not None:
+            await origin.stop()
+        return EXIT_USAGE
+    try:
+        signalled = await _run_until_stopped(monitor, alerts, origin)
+    finally:
+        await runner.cleanup()
+        if origin is not None:
+            await origin.stop()
+    # A stopped stream loop is a crash, whether or not a signal ended the rest.
+    return EXIT_FAILURE if monitor.stopped or not signalled else EXIT_OK
+
+
+def _alert_manager(settings: _Settings, metrics: MetricsSink, sink: FanOut) -> AlertManager | None:
+    """The alert manager, subscribed to the events, when a notifier is configured."""
+    notifiers = notifiers_from_env(settings.env)
+    if not notifiers:
+        return None
+    alerts = AlertManager(notifiers, metrics.registry, settings.alerts)
+    sink.add(alerts)
+    log.info("alerting through %s", ", ".join(n.name for n in notifiers))
+    return alerts
+
+
+def _monitoring_origin(config: MonitorConfig, origin: EmbeddedOrigin) -> MonitorConfig:
+    """The configuration with its one stream pointed at the running embedded origin."""
+    key = "embedded" + secrets.token_hex(8)
+    stream = config.streams[0].model_copy(
+        update={"ingest_url": origin.ingest_url(key), "playback_url": origin.playback_url(key)}
+    )
+    log.info("no ingest configured: monitoring the embedded origin (%s)", origin.describe())
+    return config.model_copy(update={"streams": [stream]})
+
+
+async def _serve_web(
+    config: MonitorConfig,
+    monitor: Monitor,
+    metrics: MetricsSink,
+    sink: FanOut,
+    status_settings: StatusSettings,
+) -> aiohttp.web.AppRunner | None:
+    """/metrics, the health probes and the status page; None when the address is unusable."""
     status = StatusStore()
     for stream in config.streams:
         status.register_stream(labels(stream))
     sink.add(status)
     app = build_app(metrics.registry, monitor.healthy, monitor.ready)
-    add_status_routes(app, status, settings.status)
+    add_status_routes(app, status, status_settings)
     host, port = parse_listen_address(config.metrics_addr)
     try:
         runner = await serve(app, host, port)
     except OSError as exc:
         print(f"streamer: cannot serve on {config.metrics_addr}: {exc.strerror}", file=sys.stderr)
-        if origin is not None:
-            await origin.stop()
-        return EXIT_USAGE
+        return None
     log.info("serving /metrics, /healthz, /readyz and the status page on %s:%d", host, port)
+    return runner
 
+
+async def _run_until_stopped(
+    monitor: Monitor, alerts: AlertManager | None, origin: EmbeddedOrigin | None
+) -> bool:
+    """Runs the monitor until SIGTERM/SIGINT (True) or until it ends by itself (False), then
+    stops it and its background tasks."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -361,11 +399,7 @@ async def _main(config: MonitorConfig, embedded: bool, settings: _Settings) -> i
         for task in background:
             task.cancel()
         await asyncio.gather(*background, return_exceptions=True)
-        await runner.cleanup()
-        if origin is not None:
-            await origin.stop()
-    # A stopped stream loop is a crash, whether or not a signal ended the rest.
-    return EXIT_FAILURE if monitor.stopped or not stop.is_set() else EXIT_OK
+    return stop.is_set()
 
 
 def _log_run_ended(run_task: asyncio.Task[None]) -> None:

@@ -134,7 +134,7 @@ def healthz_server(status: int) -> Iterator[int]:
             self.end_headers()
             self.wfile.write(b"ok" if status == 200 else b"stuck")
 
-        def log_message(self, format: str, *args: object) -> None:
+        def log_message(self, fmt: str, *args: object) -> None:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)

@@ -29,6 +29,7 @@ import pytest
 from aiohttp import web
 from playwright.async_api import Locator, Page, expect
 
+from tests.support.aio import LocalServer
 from tests.support.browser import chromium, open_page
 from tests.support.nginx import NginxOrigin
 from tests.support.ports import free_port, wait_for_port
@@ -55,7 +56,7 @@ class PlaylistServer:
         self.port = 0
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._runner: web.AppRunner | None = None
+        self._server: LocalServer | None = None
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
@@ -67,10 +68,8 @@ class PlaylistServer:
     async def _start(self) -> None:
         app = web.Application()
         app.router.add_get("/{path:.*}", self._playlist)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        self.port = self._runner.addresses[0][1]
+        self._server = await LocalServer.start(app)
+        self.port = self._server.port
 
     def __enter__(self) -> PlaylistServer:
         self._thread.start()
@@ -78,8 +77,8 @@ class PlaylistServer:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._runner is not None:
-            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
+        if self._server is not None:
+            asyncio.run_coroutine_threadsafe(self._server.stop(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
         self._loop.close()

@@ -1,8 +1,8 @@
-"""Serve an aiohttp app on loopback, and look at pages with Debian's Chromium via Playwright.
+"""Look at pages with Debian's Chromium via Playwright.
 
-    async with serve_app(app) as base_url, chromium() as browser:
+    async with serve_local(app) as server, chromium() as browser:
         problems: list[str] = []
-        page = await open_page(browser, base_url + "/", problems=problems)
+        page = await open_page(browser, server.url("/"), problems=problems)
 
 No browser is downloaded: Playwright drives the `chromium` found on PATH.
 """
@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import pytest
-from aiohttp import web
 from playwright.async_api import Browser, ConsoleMessage, Error, Page, async_playwright
 
 CHROMIUM_ARGS = [
@@ -26,20 +25,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-
-
-@asynccontextmanager
-async def serve_app(app: web.Application, host: str = "127.0.0.1") -> AsyncIterator[str]:
-    """Run `app` like the monitor does (AppRunner, no handler cancellation); yields its URL."""
-    runner = web.AppRunner(app, shutdown_timeout=5.0)
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, host, 0)
-        await site.start()
-        port = runner.addresses[0][1]
-        yield f"http://{host}:{port}"
-    finally:
-        await runner.cleanup()
 
 
 @asynccontextmanager

@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from aiohttp import web
 
+from tests.support.aio import LocalServer
 from tests.support.ports import free_port
 
 Target = Literal["playlist", "segment"]
@@ -328,7 +329,7 @@ class ChaosProxy:
         self._newest: dict[str, int] = {}  # playlist name -> newest sequence listed
         self._watchers: dict[str, asyncio.Task[None]] = {}
         self._http: aiohttp.ClientSession | None = None
-        self._runner: web.AppRunner | None = None
+        self._server: LocalServer | None = None
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
@@ -340,17 +341,15 @@ class ChaosProxy:
         self._http = aiohttp.ClientSession()
         app = web.Application()
         app.router.add_get("/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, shutdown_timeout=0.5)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+        self._server = await LocalServer.start(app, port=self.port, shutdown_seconds=0.5)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         for task in self._watchers.values():
             task.cancel()
         await asyncio.gather(*self._watchers.values(), return_exceptions=True)
-        if self._runner is not None:
-            await self._runner.cleanup()
+        if self._server is not None:
+            await self._server.stop()
         if self._http is not None:
             await self._http.close()
 

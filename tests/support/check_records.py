@@ -105,7 +105,14 @@ class SyntheticRendition:
             base + second + self.audio_offset
             for second in range(int(start), int(start + SEGMENT_SECONDS))
         )
-        return AudioInfo("aac", base + start, SEGMENT_SECONDS, 0.0, base + start + 2.0, onsets)
+        return AudioInfo(
+            codec="aac",
+            first_pts=base + start,
+            duration=SEGMENT_SECONDS,
+            gap_seconds=0.0,
+            end_pts=base + start + 2.0,
+            burst_onsets=onsets,
+        )
 
     def playlist(
         self, first: int, last: int, target: float = SEGMENT_SECONDS, endlist: bool = False

@@ -23,7 +23,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.support.aio import start_local
+from tests.support.aio import LocalServer
 
 OPERATIONS = ("create_stream", "get_stream", "list_streams", "delete_stream", "ingests")
 _POLICIES = {"public", "jwt", "webhook"}
@@ -62,7 +62,7 @@ class FakeLivepeer:
     created: list[dict[str, Any]] = field(default_factory=list, init=False)  # deleted too
     port: int = field(default=0, init=False)
     _scripts: dict[str, list[_Script]] = field(default_factory=dict, init=False, repr=False)
-    _runner: web.AppRunner | None = field(default=None, init=False, repr=False)
+    _server: LocalServer | None = field(default=None, init=False, repr=False)
 
     @property
     def api_url(self) -> str:
@@ -104,7 +104,8 @@ class FakeLivepeer:
         app.router.add_get("/api/stream/{id}", self._get_stream)
         app.router.add_delete("/api/stream/{id}", self._delete_stream)
         app.router.add_get("/api/ingest", self._ingests)
-        self._runner, self.port = await start_local(app)
+        self._server = await LocalServer.start(app)
+        self.port = self._server.port
         return self
 
     async def __aexit__(
@@ -113,9 +114,8 @@ class FakeLivepeer:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        if self._server is not None:
+            await self._server.stop()
 
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:

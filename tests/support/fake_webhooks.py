@@ -20,7 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.support.aio import start_local
+from tests.support.aio import LocalServer
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ class FakeWebhooks:
     )
     port: int = field(default=0, init=False)
     _answers: dict[str, list[_Answer]] = field(default_factory=dict, init=False, repr=False)
-    _runner: web.AppRunner | None = field(default=None, init=False, repr=False)
+    _server: LocalServer | None = field(default=None, init=False, repr=False)
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
@@ -83,7 +83,8 @@ class FakeWebhooks:
     async def __aenter__(self) -> FakeWebhooks:
         app = web.Application()
         app.router.add_post("/{tail:.*}", self._receive)
-        self._runner, self.port = await start_local(app)
+        self._server = await LocalServer.start(app)
+        self.port = self._server.port
         return self
 
     async def __aexit__(
@@ -92,9 +93,8 @@ class FakeWebhooks:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        if self._server is not None:
+            await self._server.stop()
 
     async def _receive(self, request: web.Request) -> web.Response:
         body = await request.read()

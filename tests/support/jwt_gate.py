@@ -13,7 +13,7 @@ import aiohttp
 import jwt
 from aiohttp import web
 
-from tests.support.aio import start_local
+from tests.support.aio import LocalServer
 
 
 class JwtGate:
@@ -22,7 +22,7 @@ class JwtGate:
         self._public_key = public_key_pem
         self.refused = 0
         self.passed = 0
-        self._runner: web.AppRunner | None = None
+        self._server: LocalServer | None = None
         self._client: aiohttp.ClientSession | None = None
         self.port = 0
 
@@ -57,7 +57,8 @@ class JwtGate:
         self._client = aiohttp.ClientSession()
         app = web.Application()
         app.router.add_get("/hls/{tail:.+}", self._handle)
-        self._runner, self.port = await start_local(app)
+        self._server = await LocalServer.start(app)
+        self.port = self._server.port
         return self
 
     async def __aexit__(
@@ -66,7 +67,7 @@ class JwtGate:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
+        if self._server is not None:
+            await self._server.stop()
         if self._client is not None:
             await self._client.close()

@@ -19,7 +19,7 @@ from streamer.playback.fetch import Fetcher, FetchError, FetchPolicy, FetchRefus
 from streamer.playback.follower import RenditionFollower, SegmentFetch
 from streamer.playback.playlist import MediaPlaylist
 from streamer.setup import fixed_target, session_settings
-from tests.support.aio import start_local
+from tests.support.aio import LocalServer
 
 PUBLIC_PLAYBACK = "https://cdn.example/hls/abc/index.m3u8"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -37,7 +37,7 @@ class Origin:
         return f"http://{host}:{self.port}{path}"
 
 
-async def _origin(routes: Callable[[Origin], list[web.RouteDef]]) -> tuple[Origin, web.AppRunner]:
+async def _origin(routes: Callable[[Origin], list[web.RouteDef]]) -> tuple[Origin, LocalServer]:
     origin = Origin()
 
     @web.middleware
@@ -47,8 +47,9 @@ async def _origin(routes: Callable[[Origin], list[web.RouteDef]]) -> tuple[Origi
 
     app = web.Application(middlewares=[record])
     app.add_routes(routes(origin))
-    runner, origin.port = await start_local(app)
-    return origin, runner
+    server = await LocalServer.start(app)
+    origin.port = server.port
+    return origin, server
 
 
 def _redirect(to: Callable[[], str], status: int = 302) -> Handler:
@@ -122,7 +123,7 @@ async def test_internal_addresses_are_refused_even_next_to_a_local_origin(
 async def test_a_public_playback_url_may_not_reach_loopback_by_address_or_by_name(
     fetchers: Callable[..., Fetcher],
 ) -> None:
-    origin, runner = await _origin(lambda o: [web.get("/x.ts", _ok)])
+    origin, server = await _origin(lambda o: [web.get("/x.ts", _ok)])
     try:
         fetcher = fetchers(PUBLIC_PLAYBACK)
         assert "loopback address" in await _refused(fetcher, origin.url("/x.ts"))
@@ -131,11 +132,11 @@ async def test_a_public_playback_url_may_not_reach_loopback_by_address_or_by_nam
         assert "loopback address" in await _refused(fetcher, "http://[::1]:1/x.ts")
         assert origin.seen == []
     finally:
-        await runner.cleanup()
+        await server.stop()
 
 
 async def test_allow_list_by_network_or_by_name(fetchers: Callable[..., Fetcher]) -> None:
-    origin, runner = await _origin(lambda o: [web.get("/x.ts", _ok)])
+    origin, server = await _origin(lambda o: [web.get("/x.ts", _ok)])
     try:
         by_network = fetchers(PUBLIC_PLAYBACK, allow=("127.0.0.0/8",))
         assert (await by_network.get(origin.url("/x.ts"), "segment", 100)).body == b"#EXTM3U\n"
@@ -145,11 +146,11 @@ async def test_allow_list_by_network_or_by_name(fetchers: Callable[..., Fetcher]
         await _refused(by_name, origin.url("/x.ts"))
         assert len(origin.seen) == 2
     finally:
-        await runner.cleanup()
+        await server.stop()
 
 
 async def test_deny_list_wins_over_a_local_playback_url(fetchers: Callable[..., Fetcher]) -> None:
-    origin, runner = await _origin(lambda o: [web.get("/x.ts", _ok)])
+    origin, server = await _origin(lambda o: [web.get("/x.ts", _ok)])
     try:
         playback = origin.url("/index.m3u8")
         assert (await fetchers(playback).get(origin.url("/x.ts"), "segment", 100)).body
@@ -159,11 +160,11 @@ async def test_deny_list_wins_over_a_local_playback_url(fetchers: Callable[..., 
         assert "deny-listed host" in await _refused(named, "http://evil.example/x.ts")
         assert len(origin.seen) == 1
     finally:
-        await runner.cleanup()
+        await server.stop()
 
 
 async def test_every_redirect_hop_is_checked(fetchers: Callable[..., Fetcher]) -> None:
-    origin, runner = await _origin(
+    origin, server = await _origin(
         lambda o: [
             web.get("/meta.ts", _redirect(lambda: "http://169.254.169.254/latest/meta-data/")),
             web.get("/hop1.ts", _redirect(lambda: "/hop2.ts", 301)),
@@ -190,14 +191,14 @@ async def test_every_redirect_hop_is_checked(fetchers: Callable[..., Fetcher]) -
         paths = [path for path, _ in origin.seen]
         assert paths[:4] == ["/meta.ts", "/hop1.ts", "/hop2.ts", "/file.ts"]
     finally:
-        await runner.cleanup()
+        await server.stop()
 
 
 async def test_tokens_do_not_follow_a_cross_origin_redirect(
     fetchers: Callable[..., Fetcher],
 ) -> None:
-    other, other_runner = await _origin(lambda o: [web.get("/seg.ts", _ok)])
-    origin, runner = await _origin(
+    other, other_server = await _origin(lambda o: [web.get("/seg.ts", _ok)])
+    origin, server = await _origin(
         lambda o: [
             web.get("/away.ts", _redirect(lambda: other.url("/seg.ts"))),
             web.get("/here.ts", _redirect(lambda: "/seg.ts")),
@@ -215,8 +216,8 @@ async def test_tokens_do_not_follow_a_cross_origin_redirect(
             assert sent["Livepeer-Jwt"] == "eyJ.secret.jwt" and sent["X-Cdn"] == "c"
         assert [p for p, _ in origin.seen] == ["/away.ts", "/here.ts", "/seg.ts"]
     finally:
-        await runner.cleanup()
-        await other_runner.cleanup()
+        await server.stop()
+        await other_server.stop()
 
 
 async def test_the_monitors_own_port_is_refused_while_it_serves(
@@ -298,7 +299,7 @@ async def test_a_playlist_pointing_at_cloud_metadata_is_a_measured_error(
     async def media(_: web.Request) -> web.Response:
         return web.Response(text=playlist)
 
-    origin, runner = await _origin(lambda o: [web.get("/hls/index.m3u8", media)])
+    origin, server = await _origin(lambda o: [web.get("/hls/index.m3u8", media)])
     observer = _Observer()
     url = origin.url("/hls/index.m3u8")
     follower = RenditionFollower("source", url, fetchers(url), observer, 0.05)
@@ -311,7 +312,7 @@ async def test_a_playlist_pointing_at_cloud_metadata_is_a_measured_error(
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
-        await runner.cleanup()
+        await server.stop()
     (fetch, *_) = observer.segments
     assert fetch.error_kind == "http_error"
     assert fetch.error_detail == "segment: refused by fetch policy: link-local address"

@@ -36,7 +36,7 @@ from streamer.playback.target import TargetSanity
 from streamer.playback.workers import analyse_segment, parse_playlist
 from streamer.setup import fixed_target, session_settings
 from streamer.sinks.metrics import MetricsSink
-from tests.support.aio import start_local
+from tests.support.aio import serve_local
 from tests.support.check_records import SyntheticRendition, context, real_segment
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -90,11 +90,8 @@ async def hostile(handler: Handler) -> AsyncIterator[tuple[str, Seen]]:
 
     app = web.Application()
     app.router.add_get("/{tail:.*}", recording)
-    runner, port = await start_local(app)
-    try:
-        yield f"http://127.0.0.1:{port}", seen
-    finally:
-        await runner.cleanup()
+    async with serve_local(app) as server:
+        yield server.url(), seen
 
 
 async def follow(

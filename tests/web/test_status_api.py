@@ -23,7 +23,7 @@ from streamer.web.status import (
     StatusStore,
     add_status_routes,
 )
-from tests.support.browser import serve_app
+from tests.support.aio import serve_local
 from tests.support.status_events import (
     ALPHA,
     BETA,
@@ -53,7 +53,7 @@ async def client(store: StatusStore) -> AsyncIterator[aiohttp.ClientSession]:
     # served like the monitor serves it (AppRunner: handlers are not cancelled on disconnect)
     app = web.Application()
     add_status_routes(app, store)
-    async with serve_app(app) as base_url, aiohttp.ClientSession(base_url) as client:
+    async with serve_local(app) as server, aiohttp.ClientSession(server.url()) as client:
         yield client
 
 
@@ -234,11 +234,11 @@ async def test_shutdown_ends_open_event_streams_promptly(store: StatusStore) -> 
     app = web.Application()
     add_status_routes(app, store)
     async with aiohttp.ClientSession() as session:
-        async with serve_app(app) as base_url:
-            response = await session.get(base_url + "/api/events")
+        async with serve_local(app) as server:
+            response = await session.get(server.url("/api/events"))
             await wait_for(lambda: store.listener_count == 1)
             began = time.monotonic()
-        # leaving serve_app ran the app's shutdown, with an open event stream
+        # leaving serve_local ran the app's shutdown, with an open event stream
         assert time.monotonic() - began < 2
         assert store.listener_count == 0
         response.close()
@@ -247,7 +247,7 @@ async def test_shutdown_ends_open_event_streams_promptly(store: StatusStore) -> 
 async def test_event_clients_are_capped_with_503_and_retry_after(store: StatusStore) -> None:
     app = web.Application()
     add_status_routes(app, store, StatusSettings(max_sse_clients=3))
-    async with serve_app(app) as base_url, aiohttp.ClientSession(base_url) as client:
+    async with serve_local(app) as server, aiohttp.ClientSession(server.url()) as client:
         # Five pages at once: three get the feed, two are told to come back later.
         responses = await asyncio.gather(*(client.get("/api/events") for _ in range(5)))
         accepted = [r for r in responses if r.status == 200]
@@ -283,7 +283,7 @@ async def test_event_client_cap_comes_from_the_environment(
     (tmp_path / ".env").write_text("STATUS_MAX_SSE_CLIENTS=0\n")  # 0: no live feed at all
     app = web.Application()
     add_status_routes(app, store)
-    async with serve_app(app) as base_url, aiohttp.ClientSession(base_url) as client:
+    async with serve_local(app) as server, aiohttp.ClientSession(server.url()) as client:
         assert (await client.get("/api/events")).status == 503
         assert (await client.get("/api/streams")).status == 200
 

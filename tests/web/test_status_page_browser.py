@@ -14,7 +14,8 @@ from playwright.async_api import Locator, Page, expect
 
 from streamer.events import Outcome, StreamLabels
 from streamer.web.status import StatusSettings, StatusStore, add_status_routes
-from tests.support.browser import chromium, open_page, serve_app
+from tests.support.aio import serve_local
+from tests.support.browser import chromium, open_page
 from tests.support.status_events import (
     ALPHA,
     BETA,
@@ -61,8 +62,8 @@ async def page_and_store() -> AsyncIterator[tuple[Page, StatusStore, list[str]]]
     app = web.Application()
     add_status_routes(app, store)
     problems: list[str] = []
-    async with serve_app(app) as base_url, chromium() as browser:
-        page = await open_page(browser, base_url + "/", problems=problems)
+    async with serve_local(app) as server, chromium() as browser:
+        page = await open_page(browser, server.url("/"), problems=problems)
         yield page, store, problems
 
 
@@ -175,8 +176,8 @@ async def test_chart_x_axis_follows_the_data(minutes: int, span_minutes: int) ->
     app = web.Application()
     add_status_routes(app, store)
     problems: list[str] = []
-    async with serve_app(app) as base_url, chromium() as browser:
-        page = await open_page(browser, base_url + "/", problems=problems)
+    async with serve_local(app) as server, chromium() as browser:
+        page = await open_page(browser, server.url("/"), problems=problems)
         await page.wait_for_function("() => window.__charts && window.__charts.latency")
         x = await chart_x(page)
         assert x["max"] == pytest.approx(now, abs=30)
@@ -205,10 +206,10 @@ async def test_page_polls_when_the_live_feed_is_full() -> None:
     feed_history(store)
     app = web.Application()
     add_status_routes(app, store, StatusSettings(max_sse_clients=1))
-    async with serve_app(app) as base_url, chromium() as browser:
-        first = await open_page(browser, base_url + "/")
+    async with serve_local(app) as server, chromium() as browser:
+        first = await open_page(browser, server.url("/"))
         await expect(first.locator("#feed")).to_have_attribute("data-state", "live")
-        second = await open_page(browser, base_url + "/")
+        second = await open_page(browser, server.url("/"))
         # Refused with 503: the second page says so, shows everything, and polls.
         await expect(second.locator("#feed")).to_have_attribute("data-state", "polling")
         await expect(second.locator("#feed")).to_have_text("refreshing every 30 s")

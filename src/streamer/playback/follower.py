@@ -109,6 +109,8 @@ class RenditionFollower:
         self.scheduler: PollScheduler | None = None
         self.playlist_requests = 0
         self.ended = False  # the playlist carried EXT-X-ENDLIST
+        # (body, URL, playlist) of the last poll: an unchanged playlist is not parsed again.
+        self._last_parsed: tuple[bytes, str, MasterPlaylist | MediaPlaylist] | None = None
 
     @property
     def unheld_blocking_reloads(self) -> int:
@@ -129,46 +131,14 @@ class RenditionFollower:
 
     async def _poll_loop(self) -> None:
         url_with_msn: str | None = None
-        parsed: tuple[bytes, str, MasterPlaylist | MediaPlaylist] | None = None
         while True:
             self.playlist_requests += 1
             blocking_request = url_with_msn is not None
-            try:
-                # In a run of failures, no retries inside the request: the backoff spaces
-                # the requests out instead.
-                fetched = await self._fetcher.get(
-                    url_with_msn or self.url,
-                    MEDIA_PLAYLIST,
-                    MAX_PLAYLIST_BYTES,
-                    retry=self._failures == 0,
-                )
-                if parsed is not None and parsed[0] == fetched.body and parsed[1] == self.url:
-                    playlist = parsed[2]  # unchanged since the last poll: no need to parse
-                else:
-                    playlist = await parse_playlist(fetched.body, self.url)
-                    parsed = (fetched.body, self.url, playlist)
-            except FetchError as exc:
-                self._observer.on_error(
-                    self.name, exc.kind, f"{exc.object_type}: {exc.detail}", exc.object_type
-                )
+            polled = await self._poll(url_with_msn)
+            if polled is None:
                 url_with_msn = None
-                await self._after_failure()
                 continue
-            except PlaylistError as exc:
-                self._observer.on_error(self.name, "playlist_error", str(exc), MEDIA_PLAYLIST)
-                url_with_msn = None
-                await self._after_failure()
-                continue
-            if isinstance(playlist, MasterPlaylist):
-                self._observer.on_error(
-                    self.name,
-                    "playlist_error",
-                    "got a master playlist where a media playlist belongs",
-                    MEDIA_PLAYLIST,
-                )
-                url_with_msn = None
-                await self._after_failure(minimum=1.0)
-                continue
+            fetched, playlist = polled
             self._failures = 0
             self._got_playlist = True
             playlist, implausible = self._targets.apply(playlist)
@@ -185,37 +155,86 @@ class RenditionFollower:
                 self._observer.on_error(self.name, "playlist_error", implausible)
             if playlist.endlist:
                 self.ended = True
-            scheduler = self._scheduler()
-            scheduler.observe(
-                fetched.received_monotonic,
-                bool(new),
-                new[-1].duration if new else None,
-                started_at=fetched.sent_monotonic,
+            url_with_msn = await self._wait_for_next_poll(playlist, fetched, new, blocking_request)
+
+    async def _poll(self, url_with_msn: str | None) -> tuple[Fetched, MediaPlaylist] | None:
+        """The media playlist, fetched and parsed; None after a failure (reported, and
+        backed off from)."""
+        try:
+            # In a run of failures, no retries inside the request: the backoff spaces the
+            # requests out instead.
+            fetched = await self._fetcher.get(
+                url_with_msn or self.url,
+                MEDIA_PLAYLIST,
+                MAX_PLAYLIST_BYTES,
+                retry=self._failures == 0,
             )
-            floor = blocking_floor(self._target, playlist.part_target)
-            if blocking_request and self._blocking.answered(
-                fetched.sent_monotonic, fetched.received_monotonic, bool(new), floor
-            ):
-                self._observer.on_anomaly(self.name, UNHELD_BLOCKING_RELOAD)
-                if self._blocking.abandoned:
-                    log.info(
-                        "rendition %s: the server answers blocking reloads at once; polling",
-                        self.name,
-                    )
-            if (
-                playlist.can_block_reload
-                and playlist.last_sequence is not None
-                and not self._blocking.abandoned
-            ):
-                # LL-HLS: the server holds the answer until the next segment exists; the
-                # floor holds us back when it does not.
-                separator = "&" if "?" in self.url else "?"
-                url_with_msn = f"{self.url}{separator}_HLS_msn={playlist.last_sequence + 1}"
-                await asyncio.sleep(max(0.0, fetched.sent_monotonic + floor - time.monotonic()))
-                continue
-            url_with_msn = None
-            now = time.monotonic()
-            await asyncio.sleep(max(0.0, scheduler.next_poll(now) - now))
+            playlist = await self._parse(fetched.body)
+        except FetchError as exc:
+            self._observer.on_error(
+                self.name, exc.kind, f"{exc.object_type}: {exc.detail}", exc.object_type
+            )
+            await self._after_failure()
+            return None
+        except PlaylistError as exc:
+            self._observer.on_error(self.name, "playlist_error", str(exc), MEDIA_PLAYLIST)
+            await self._after_failure()
+            return None
+        if isinstance(playlist, MasterPlaylist):
+            self._observer.on_error(
+                self.name,
+                "playlist_error",
+                "got a master playlist where a media playlist belongs",
+                MEDIA_PLAYLIST,
+            )
+            await self._after_failure(minimum=1.0)
+            return None
+        return fetched, playlist
+
+    async def _parse(self, body: bytes) -> MasterPlaylist | MediaPlaylist:
+        last = self._last_parsed
+        if last is not None and last[0] == body and last[1] == self.url:
+            return last[2]  # unchanged since the last poll: no need to parse
+        playlist = await parse_playlist(body, self.url)
+        self._last_parsed = (body, self.url, playlist)
+        return playlist
+
+    async def _wait_for_next_poll(
+        self, playlist: MediaPlaylist, fetched: Fetched, new: list[Segment], blocking: bool
+    ) -> str | None:
+        """Waits until the next poll is due; its URL when it is a blocking reload (LL-HLS).
+        `blocking`: whether `fetched` answered a blocking reload."""
+        scheduler = self._scheduler()
+        scheduler.observe(
+            fetched.received_monotonic,
+            bool(new),
+            new[-1].duration if new else None,
+            started_at=fetched.sent_monotonic,
+        )
+        floor = blocking_floor(self._target, playlist.part_target)
+        if blocking and self._blocking.answered(
+            fetched.sent_monotonic, fetched.received_monotonic, bool(new), floor
+        ):
+            self._observer.on_anomaly(self.name, UNHELD_BLOCKING_RELOAD)
+            if self._blocking.abandoned:
+                log.info(
+                    "rendition %s: the server answers blocking reloads at once; polling",
+                    self.name,
+                )
+        if (
+            playlist.can_block_reload
+            and playlist.last_sequence is not None
+            and not self._blocking.abandoned
+        ):
+            # LL-HLS: the server holds the answer until the next segment exists; the floor
+            # holds us back when it does not.
+            separator = "&" if "?" in self.url else "?"
+            url_with_msn = f"{self.url}{separator}_HLS_msn={playlist.last_sequence + 1}"
+            await asyncio.sleep(max(0.0, fetched.sent_monotonic + floor - time.monotonic()))
+            return url_with_msn
+        now = time.monotonic()
+        await asyncio.sleep(max(0.0, scheduler.next_poll(now) - now))
+        return None
 
     async def _after_failure(self, minimum: float = 0.0) -> None:
         self._failures += 1

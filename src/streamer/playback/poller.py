@@ -98,16 +98,7 @@ class PollScheduler:
         when its request was sent (defaults to `polled_at`)."""
         sent = polled_at if started_at is None else min(started_at, polled_at)
         if not new_segment:
-            if self._lower is None or sent > self._lower:
-                self._lower = sent
-            if self._expected is not None and polled_at >= self._expected + self._spread:
-                self._overdue_polls += 1
-            elif (
-                self._expected is None
-                and self._last_hit is not None
-                and polled_at - self._last_hit > self._learn_limit
-            ):
-                self._overdue_polls += 1  # learning, but nothing comes: back off too
+            self._observe_absent(sent, polled_at)
             return
         duration = newest_duration if newest_duration and newest_duration > 0 else None
         if duration is not None:
@@ -158,6 +149,19 @@ class PollScheduler:
             arrival, self._expected_half = predictions[len(predictions) // 2]
         self._expected = arrival + duration
         self._spread = self._window_half_width()
+
+    def _observe_absent(self, sent: float, polled_at: float) -> None:
+        """A poll sent at `sent` listed no new segment: it was absent then."""
+        if self._lower is None or sent > self._lower:
+            self._lower = sent
+        if self._expected is not None and polled_at >= self._expected + self._spread:
+            self._overdue_polls += 1
+        elif (
+            self._expected is None
+            and self._last_hit is not None
+            and polled_at - self._last_hit > self._learn_limit
+        ):
+            self._overdue_polls += 1  # learning, but nothing comes: back off too
 
     @property
     def learn_step(self) -> float:

@@ -29,9 +29,10 @@ import itertools
 import math
 import os
 import time
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Literal
+from typing import Literal, Protocol
 
 import av
 import numpy as np
@@ -135,7 +136,7 @@ def check_size(width: int, height: int) -> None:
         raise SegmentDecodeError(f"video of {width}x{height} is larger than 4K")
 
 
-@dataclass(frozen=True)
+@dataclass(kw_only=True, frozen=True)
 class AudioInfo:
     codec: str
     first_pts: float
@@ -161,7 +162,7 @@ def joined_onset(previous: AudioInfo, audio: AudioInfo) -> float | None:
     return audio.leading_loud if quiet >= _QUIET_SECONDS else None
 
 
-@dataclass(frozen=True)
+@dataclass(kw_only=True, frozen=True)
 class SegmentAnalysis:
     video_codec: str
     width: int
@@ -216,8 +217,15 @@ _MAX_AUDIO_WINDOWS = 120_000  # 2 minutes of envelope: bounds the memory a segme
 _MAX_ONSETS = 256
 _MAX_AUDIO_SAMPLES = _MAX_AUDIO_WINDOWS * 48  # keyframe mode counts samples, not windows
 
+# (start PTS, window length, peak level of each window) of one channel.
+_Envelope = tuple[float, float, npt.NDArray[np.float32]]
+# (start PTS, sample rate, |level| of each sample) of one channel.
+_Chunk = tuple[float, int, npt.NDArray[np.float32]]
+# Every video frame's PTS (seconds) and timecode (None: not read), in decode order.
+_Frames = tuple[list[float], list[int | None]]
 
-def _envelope(frame: av.AudioFrame) -> tuple[float, float, npt.NDArray[np.float32]] | None:
+
+def _envelope(frame: av.AudioFrame) -> _Envelope | None:
     """(start PTS, window length, peak level of each window) of the first channel."""
     if frame.pts is None or frame.time_base is None or not frame.sample_rate:
         return None
@@ -238,7 +246,7 @@ def _envelope(frame: av.AudioFrame) -> tuple[float, float, npt.NDArray[np.float3
     return float(frame.pts * frame.time_base), size / frame.sample_rate, windows
 
 
-def _first_channel(frame: av.AudioFrame) -> tuple[float, int, npt.NDArray[np.float32]] | None:
+def _first_channel(frame: av.AudioFrame) -> _Chunk | None:
     """(start PTS, sample rate, |level| of the first channel); float planar without a copy."""
     if frame.pts is None or frame.time_base is None or not frame.sample_rate:
         return None
@@ -252,12 +260,10 @@ def _first_channel(frame: av.AudioFrame) -> tuple[float, int, npt.NDArray[np.flo
     return start, round(1 / envelope[1]), envelope[2]
 
 
-def _merged_envelopes(
-    chunks: list[tuple[float, int, npt.NDArray[np.float32]]],
-) -> list[tuple[float, float, npt.NDArray[np.float32]]]:
+def _merged_envelopes(chunks: list[_Chunk]) -> list[_Envelope]:
     """Envelopes of runs of back-to-back audio frames, one numpy pass per run (what
     `_envelope` gives frame by frame, for a fraction of the calls)."""
-    envelopes = []
+    envelopes: list[_Envelope] = []
     run: list[npt.NDArray[np.float32]] = []
     run_start = run_end = 0.0
     rate = 0
@@ -286,7 +292,7 @@ class _Bursts:
     quiet_end_seconds: float = 0.0
 
 
-def _burst_onsets(envelopes: list[tuple[float, float, npt.NDArray[np.float32]]]) -> _Bursts:
+def _burst_onsets(envelopes: list[_Envelope]) -> _Bursts:
     if not envelopes:
         return _Bursts([])
     peak = max((float(w.max()) for _, _, w in envelopes if len(w)), default=0.0)
@@ -322,135 +328,257 @@ def analyse(
     if not data:
         raise SegmentDecodeError("empty segment")
     demuxer = container_format(init or data)
-    budget = _Budget()
-    keyframes_only = (mode or default_mode()) == "keyframe"
-    packet_pts: list[int] = []  # keyframe mode: every video packet's PTS
-    key_codes: dict[int, int | None] = {}  # keyframe mode: PTS -> timecode read
-    video_time_base: Fraction | None = None
+    video: _VideoTrack = (
+        _KeyframeVideo() if (mode or default_mode()) == "keyframe" else _FullVideo()
+    )
     try:
-        options = _KEYFRAME_OPEN_OPTIONS if keyframes_only else _OPEN_OPTIONS
-        with av.open(
-            io.BytesIO((init or b"") + data), "r", format=demuxer, options=options
-        ) as container:
-            if not container.streams.video:
-                raise SegmentDecodeError("segment has no video stream")
-            vstream = container.streams.video[0]
-            declared = vstream.codec_context
-            check_size(declared.width or 0, declared.height or 0)
-            astream = container.streams.audio[0] if container.streams.audio else None
-            if keyframes_only:
-                vstream.thread_count = 1  # one frame: starting decoder threads costs more
-            else:
-                vstream.thread_type = "SLICE"
-            pts: list[float] = []
-            codes: list[int | None] = []
-            audio_end: float | None = None
-            audio_first: float | None = None
-            audio_total = 0.0
-            audio_gap = 0.0
-            envelopes: list[tuple[float, float, npt.NDArray[np.float32]]] = []
-            chunks: list[tuple[float, int, npt.NDArray[np.float32]]] = []  # keyframe mode
-            audio_windows = 0
-            width = height = 0
-            streams = [vstream] + ([astream] if astream is not None else [])
-            video_time_base = vstream.time_base
-            audio_time_base = (
-                float(astream.time_base)
-                if astream is not None and astream.time_base is not None
-                else None
-            )
-            for packet in container.demux(streams):
-                budget.packet()
-                if packet.stream.type == "audio":
-                    if packet.pts is None or audio_time_base is None:
-                        continue
-                    # A float time base: Fraction arithmetic per packet costs more than the
-                    # rest of the packet's handling.
-                    seconds = audio_time_base
-                    start = packet.pts * seconds
-                    length = (packet.duration or 0) * seconds
-                    if audio_first is None:
-                        audio_first = start
-                    elif audio_end is not None:
-                        audio_gap = max(audio_gap, start - audio_end)
-                    audio_end = start + length
-                    audio_total += length
-                    if keyframes_only and audio_windows < _MAX_AUDIO_SAMPLES:
-                        for aframe in packet.decode():
-                            if isinstance(aframe, av.AudioFrame):
-                                chunk = _first_channel(aframe)
-                                if chunk is not None:
-                                    chunks.append(chunk)
-                                    audio_windows += len(chunk[2])
-                    elif audio_windows < _MAX_AUDIO_WINDOWS:
-                        for aframe in packet.decode():
-                            if isinstance(aframe, av.AudioFrame):
-                                envelope = _envelope(aframe)
-                                if envelope is not None:
-                                    envelopes.append(envelope)
-                                    audio_windows += len(envelope[2])
-                    continue
-                if keyframes_only:
-                    if packet.pts is None or video_time_base is None:
-                        continue
-                    packet_pts.append(packet.pts)
-                    if not packet.is_keyframe:
-                        continue  # never decoded: known by its PTS only
-                    for frame in packet.decode():
-                        if isinstance(frame, av.VideoFrame) and frame.pts is not None:
-                            budget.frame(frame.width, frame.height)
-                            width, height = frame.width, frame.height
-                            key_codes[frame.pts] = timecode.read(_luma(frame))
-                    continue
-                for frame in packet.decode():
-                    if (
-                        not isinstance(frame, av.VideoFrame)
-                        or frame.pts is None
-                        or frame.time_base is None
-                    ):
-                        continue
-                    budget.frame(frame.width, frame.height)
-                    pts.append(float(frame.pts * frame.time_base))
-                    width, height = frame.width, frame.height
-                    codes.append(timecode.read(_luma(frame)))
-            codec_name = vstream.codec_context.name
-            audio = None
-            if astream is not None and audio_first is not None:
-                bursts = _burst_onsets(envelopes or _merged_envelopes(chunks))
-                audio = AudioInfo(
-                    astream.codec_context.name,
-                    audio_first,
-                    audio_total,
-                    audio_gap,
-                    audio_end,
-                    tuple(bursts.onsets),
-                    bursts.leading_loud,
-                    bursts.quiet_end_seconds,
-                )
+        codec, audio = _demux(io.BytesIO((init or b"") + data), demuxer, video)
     except SegmentDecodeError:
         raise
     except (av.FFmpegError, ValueError, OSError, IndexError, MemoryError) as exc:
         raise SegmentDecodeError(f"undecodable segment: {exc.__class__.__name__}") from None
-    if keyframes_only:
-        if not key_codes or video_time_base is None:  # no keyframe decoded: decode it all
-            return analyse(data, init, "full")
-        pts = [float(p * video_time_base) for p in packet_pts]
-        codes = [key_codes.get(p) for p in packet_pts]
+    frames = video.frames()
+    if frames is None:  # keyframe mode decoded no keyframe: decode it all
+        return analyse(data, init, "full")
+    return _summary(codec, video, frames, audio)
+
+
+def _demux(source: io.BytesIO, demuxer: str, video: _VideoTrack) -> tuple[str, AudioInfo | None]:
+    """Hands each packet to its track, within the budget; (video codec, audio found)."""
+    budget = _Budget()
+    with av.open(source, "r", format=demuxer, options=video.open_options) as container:
+        if not container.streams.video:
+            raise SegmentDecodeError("segment has no video stream")
+        vstream = container.streams.video[0]
+        check_size(vstream.codec_context.width or 0, vstream.codec_context.height or 0)
+        video.prepare(vstream)
+        audio = None
+        if container.streams.audio:
+            audio = _AudioTrack(container.streams.audio[0], video.audio_levels())
+        streams = [vstream] + ([audio.stream] if audio is not None else [])
+        for packet in container.demux(streams):
+            budget.packet()
+            if packet.stream.type != "audio":
+                video.add(packet, budget)
+            elif audio is not None:
+                audio.add(packet)
+        return vstream.codec_context.name, audio.info() if audio is not None else None
+
+
+def _summary(
+    codec: str, video: _VideoTrack, frames: _Frames, audio: AudioInfo | None
+) -> SegmentAnalysis:
+    pts, codes = frames
     if not pts:
         raise SegmentDecodeError("segment has no decodable video frame")
     order = sorted(range(len(pts)), key=pts.__getitem__)  # presentation order
     ordered_pts = [pts[i] for i in order]
     steps = [b - a for a, b in itertools.pairwise(ordered_pts) if b > a]
-    frame_duration = float(np.median(steps)) if steps else 0.0
     return SegmentAnalysis(
-        video_codec=codec_name,
-        width=width,
-        height=height,
+        video_codec=codec,
+        width=video.width,
+        height=video.height,
         first_pts=ordered_pts[0],
         last_pts=ordered_pts[-1],
-        frame_duration=frame_duration,
+        frame_duration=float(np.median(steps)) if steps else 0.0,
         frame_count=len(pts),
         timecodes=tuple(codes[i] for i in order),
         audio=audio,
         frame_pts=tuple(ordered_pts),
     )
+
+
+class _VideoTrack(ABC):
+    """What one decode mode does with the video packets, and which audio levels it reads."""
+
+    open_options: dict[str, str]
+
+    def __init__(self) -> None:
+        self.width = self.height = 0
+
+    @abstractmethod
+    def prepare(self, stream: av.VideoStream) -> None: ...
+
+    @abstractmethod
+    def add(self, packet: av.Packet[av.stream.Stream], budget: _Budget) -> None: ...
+
+    @abstractmethod
+    def frames(self) -> _Frames | None:
+        """The frames seen; None when this mode could read no timecode at all."""
+
+    @abstractmethod
+    def audio_levels(self) -> _AudioLevels: ...
+
+    def _read(self, frame: av.VideoFrame, budget: _Budget) -> int | None:
+        budget.frame(frame.width, frame.height)
+        self.width, self.height = frame.width, frame.height
+        return timecode.read(_luma(frame))
+
+
+class _FullVideo(_VideoTrack):
+    """`full` mode: every frame decoded and its timecode read."""
+
+    open_options = _OPEN_OPTIONS
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._pts: list[float] = []
+        self._codes: list[int | None] = []
+
+    def prepare(self, stream: av.VideoStream) -> None:
+        stream.thread_type = "SLICE"
+
+    def add(self, packet: av.Packet[av.stream.Stream], budget: _Budget) -> None:
+        for frame in packet.decode():
+            if not isinstance(frame, av.VideoFrame) or frame.pts is None or frame.time_base is None:
+                continue
+            code = self._read(frame, budget)
+            self._pts.append(float(frame.pts * frame.time_base))
+            self._codes.append(code)
+
+    def frames(self) -> _Frames:
+        return self._pts, self._codes
+
+    def audio_levels(self) -> _AudioLevels:
+        return _FrameEnvelopes()
+
+
+class _KeyframeVideo(_VideoTrack):
+    """`keyframe` mode: keyframes decoded and read; every other frame known by its PTS."""
+
+    open_options = _KEYFRAME_OPEN_OPTIONS
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._packet_pts: list[int] = []  # every video packet's
+        self._key_codes: dict[int, int | None] = {}  # PTS -> timecode read
+        self._time_base: Fraction | None = None
+
+    def prepare(self, stream: av.VideoStream) -> None:
+        stream.thread_count = 1  # one frame: starting decoder threads costs more
+        self._time_base = stream.time_base
+
+    def add(self, packet: av.Packet[av.stream.Stream], budget: _Budget) -> None:
+        if packet.pts is None or self._time_base is None:
+            return
+        self._packet_pts.append(packet.pts)
+        if not packet.is_keyframe:
+            return  # never decoded: known by its PTS only
+        for frame in packet.decode():
+            if isinstance(frame, av.VideoFrame) and frame.pts is not None:
+                self._key_codes[frame.pts] = self._read(frame, budget)
+
+    def frames(self) -> _Frames | None:
+        if not self._key_codes or self._time_base is None:
+            return None
+        time_base = self._time_base
+        return (
+            [float(p * time_base) for p in self._packet_pts],
+            [self._key_codes.get(p) for p in self._packet_pts],
+        )
+
+    def audio_levels(self) -> _AudioLevels:
+        return _MergedEnvelopes()
+
+
+class _AudioLevels(Protocol):
+    """Reads the loudness of decoded audio frames, up to `limit` (a memory bound)."""
+
+    @property
+    def limit(self) -> int: ...
+
+    def add(self, frame: av.AudioFrame) -> int:
+        """Reads one frame; how much it added towards `limit`."""
+        ...
+
+    def envelopes(self) -> list[_Envelope]: ...
+
+
+class _FrameEnvelopes:
+    """Each frame's envelope on its own (`full` mode)."""
+
+    @property
+    def limit(self) -> int:
+        return _MAX_AUDIO_WINDOWS
+
+    def __init__(self) -> None:
+        self._envelopes: list[_Envelope] = []
+
+    def add(self, frame: av.AudioFrame) -> int:
+        envelope = _envelope(frame)
+        if envelope is None:
+            return 0
+        self._envelopes.append(envelope)
+        return len(envelope[2])
+
+    def envelopes(self) -> list[_Envelope]:
+        return self._envelopes
+
+
+class _MergedEnvelopes:
+    """The first channel's samples, one envelope per run of back-to-back frames (`keyframe`
+    mode: fewer numpy calls)."""
+
+    @property
+    def limit(self) -> int:
+        return _MAX_AUDIO_SAMPLES
+
+    def __init__(self) -> None:
+        self._chunks: list[_Chunk] = []
+
+    def add(self, frame: av.AudioFrame) -> int:
+        chunk = _first_channel(frame)
+        if chunk is None:
+            return 0
+        self._chunks.append(chunk)
+        return len(chunk[2])
+
+    def envelopes(self) -> list[_Envelope]:
+        return _merged_envelopes(self._chunks)
+
+
+class _AudioTrack:
+    """The audio packets' timing, and the loudness of as much audio as `levels` keeps."""
+
+    def __init__(self, stream: av.AudioStream, levels: _AudioLevels) -> None:
+        self.stream = stream
+        # A float time base: Fraction arithmetic per packet costs more than the rest of the
+        # packet's handling.
+        self._seconds = float(stream.time_base) if stream.time_base is not None else None
+        self._levels = levels
+        self._level_count = 0
+        self._first: float | None = None
+        self._end: float | None = None
+        self._total = 0.0
+        self._gap = 0.0
+
+    def add(self, packet: av.Packet[av.stream.Stream]) -> None:
+        if packet.pts is None or self._seconds is None:
+            return
+        start = packet.pts * self._seconds
+        length = (packet.duration or 0) * self._seconds
+        if self._first is None:
+            self._first = start
+        elif self._end is not None:
+            self._gap = max(self._gap, start - self._end)
+        self._end = start + length
+        self._total += length
+        if self._level_count < self._levels.limit:
+            for frame in packet.decode():
+                if isinstance(frame, av.AudioFrame):
+                    self._level_count += self._levels.add(frame)
+
+    def info(self) -> AudioInfo | None:
+        if self._first is None:
+            return None
+        bursts = _burst_onsets(self._levels.envelopes())
+        return AudioInfo(
+            codec=self.stream.codec_context.name,
+            first_pts=self._first,
+            duration=self._total,
+            gap_seconds=self._gap,
+            end_pts=self._end,
+            burst_onsets=tuple(bursts.onsets),
+            leading_loud=bursts.leading_loud,
+            quiet_end_seconds=bursts.quiet_end_seconds,
+        )

@@ -324,6 +324,18 @@ class RTMPPublishConnection:
         return data
 
     async def _read_chunk(self) -> None:
+        fmt, csid = await self._read_basic_header()
+        state = self._in_streams.setdefault(csid, _InboundChunkStream())
+        await self._read_message_header(fmt, state)
+        needed = min(self._in_chunk_size, state.length - len(state.buffer))
+        state.buffer += await self._read(needed)
+        if len(state.buffer) >= state.length:
+            payload = bytes(state.buffer)
+            state.buffer.clear()
+            self._dispatch(state.type_id, state.timestamp, payload)
+
+    async def _read_basic_header(self) -> tuple[int, int]:
+        """The chunk's header type (0 to 3) and its chunk stream id (in 1 to 3 bytes)."""
         first = (await self._read(1))[0]
         fmt, csid = first >> 6, first & 0x3F
         if csid == 0:
@@ -331,36 +343,36 @@ class RTMPPublishConnection:
         elif csid == 1:
             b = await self._read(2)
             csid = 64 + b[0] + b[1] * 256
-        state = self._in_streams.setdefault(csid, _InboundChunkStream())
-        if fmt <= 2:
-            header = await self._read((11, 7, 3)[fmt])
-            ts = int.from_bytes(header[0:3], "big")
-            if fmt <= 1:
-                state.length = int.from_bytes(header[3:6], "big")
-                state.type_id = header[6]
-                if state.length > MAX_MESSAGE_SIZE:
-                    raise ValueError("message too large")
-            if fmt == 0:
-                state.stream_id = struct.unpack("<I", header[7:11])[0]
-            state.extended = ts == 0xFFFFFF
+        return fmt, csid
+
+    async def _read_message_header(self, fmt: int, state: _InboundChunkStream) -> None:
+        """Updates the chunk stream's message state: header types 0 to 2 carry a timestamp
+        (type 0 absolute, else a delta), 0 and 1 the length and type, 0 the stream id;
+        type 3 carries nothing and repeats the previous delta."""
+        if fmt == 3:
             if state.extended:
-                ts = struct.unpack(">I", await self._read(4))[0]
-            if fmt == 0:
-                state.timestamp = ts
-            else:
-                state.delta = ts
-                if not state.buffer:
-                    state.timestamp += ts
-        elif state.extended:
-            await self._read(4)
-        elif not state.buffer:
-            state.timestamp += state.delta
-        needed = min(self._in_chunk_size, state.length - len(state.buffer))
-        state.buffer += await self._read(needed)
-        if len(state.buffer) >= state.length:
-            payload = bytes(state.buffer)
-            state.buffer.clear()
-            self._dispatch(state.type_id, state.timestamp, payload)
+                await self._read(4)
+            elif not state.buffer:
+                state.timestamp += state.delta
+            return
+        header = await self._read((11, 7, 3)[fmt])
+        ts = int.from_bytes(header[0:3], "big")
+        if fmt <= 1:
+            state.length = int.from_bytes(header[3:6], "big")
+            state.type_id = header[6]
+            if state.length > MAX_MESSAGE_SIZE:
+                raise ValueError("message too large")
+        if fmt == 0:
+            state.stream_id = struct.unpack("<I", header[7:11])[0]
+        state.extended = ts == 0xFFFFFF
+        if state.extended:
+            ts = struct.unpack(">I", await self._read(4))[0]
+        if fmt == 0:
+            state.timestamp = ts
+        else:
+            state.delta = ts
+            if not state.buffer:
+                state.timestamp += ts
 
     def _dispatch(self, type_id: int, timestamp: int, payload: bytes) -> None:
         if type_id == SET_CHUNK_SIZE and len(payload) >= 4:

@@ -320,6 +320,39 @@ class _Stream:
         return [s.to_json() for s in reversed(self.sessions)]
 
 
+def _rendition_discovered(stream: _Stream, event: RenditionDiscovered) -> None:
+    rendition = stream.rendition(_clip(event.rendition))
+    if rendition is not None:
+        rendition.resolution = _opt_clip(event.resolution) or rendition.resolution
+        rendition.codecs = _opt_clip(event.codecs) or rendition.codecs
+        rendition.bandwidth = event.bandwidth
+
+
+def _check_failed(stream: _Stream, session: _Session, event: CheckFailed) -> None:
+    session.add_kind(event.kind)
+    stream.errors.append(
+        _Error(
+            at=event.at,
+            kind=_clip(event.kind),
+            rendition=_opt_clip(event.rendition),
+            detail=_clip(event.detail, MAX_DETAIL),
+            session_id=event.session_id,
+        )
+    )
+
+
+def _session_ended(
+    stream: _Stream, session: _Session, event: SessionEnded, is_current: bool
+) -> None:
+    session.ended_at, session.outcome = event.at, event.outcome
+    if event.startup_latency_seconds is not None:
+        session.startup_latency_seconds = event.startup_latency_seconds
+    for kind in event.failed_kinds:
+        session.add_kind(kind)
+    if is_current:
+        stream.set_state("failed" if event.outcome == "failure" else "grace", event.at)
+
+
 class StatusStore:
     """Event sink keeping, per stream, what the status page shows. Memory is bounded."""
 
@@ -365,11 +398,8 @@ class StatusStore:
             if is_current and stream.state == "publishing":
                 stream.set_state("waiting", event.at)
         elif isinstance(event, RenditionDiscovered):
-            rendition = stream.rendition(_clip(event.rendition)) if is_current else None
-            if rendition is not None:
-                rendition.resolution = _opt_clip(event.resolution) or rendition.resolution
-                rendition.codecs = _opt_clip(event.codecs) or rendition.codecs
-                rendition.bandwidth = event.bandwidth
+            if is_current:
+                _rendition_discovered(stream, event)
         elif isinstance(event, FirstSegment):
             if session.startup_latency_seconds is None:
                 session.startup_latency_seconds = event.startup_latency_seconds
@@ -378,24 +408,9 @@ class StatusStore:
         elif isinstance(event, SegmentObserved):
             self._segment(stream, event, is_current)
         elif isinstance(event, CheckFailed):
-            session.add_kind(event.kind)
-            stream.errors.append(
-                _Error(
-                    at=event.at,
-                    kind=_clip(event.kind),
-                    rendition=_opt_clip(event.rendition),
-                    detail=_clip(event.detail, MAX_DETAIL),
-                    session_id=event.session_id,
-                )
-            )
+            _check_failed(stream, session, event)
         elif isinstance(event, SessionEnded):
-            session.ended_at, session.outcome = event.at, event.outcome
-            if event.startup_latency_seconds is not None:
-                session.startup_latency_seconds = event.startup_latency_seconds
-            for kind in event.failed_kinds:
-                session.add_kind(kind)
-            if is_current:
-                stream.set_state("failed" if event.outcome == "failure" else "grace", event.at)
+            _session_ended(stream, session, event, is_current)
 
     def _segment(self, stream: _Stream, event: SegmentObserved, is_current: bool) -> None:
         name = _clip(event.rendition)
