@@ -23,8 +23,8 @@ from streamer.playback.follower import RenditionFollower, SegmentFetch
 from streamer.playback.playlist import MediaPlaylist
 from streamer.playback.poller import PollScheduler
 from streamer.publish.flv import FlvClip
-from streamer.setup import flv_clip
-from streamer.signal.clip import ClipSpec, load_clip
+from streamer.testsignal.clip import ClipSpec, load_clip
+from streamer.wiring import flv_clip
 
 LABELS = StreamLabels("bench", "local", "local")
 REPO = Path(__file__).resolve().parent.parent

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from streamer.publish.flv import FlvClip
-from streamer.setup import flv_clip
-from streamer.signal.clip import Clip, ClipSpec, load_clip
+from streamer.testsignal.clip import Clip, ClipSpec, load_clip
+from streamer.wiring import flv_clip
 
 CACHE_DIR = Path(
     os.environ.setdefault("STREAMER_CACHE_DIR", str(Path.home() / ".cache" / "streamer"))

@@ -68,7 +68,7 @@ class ClipSettings(BaseModel):
     @field_validator("gop")
     @classmethod
     def _whole_gops(cls, value: float, info: ValidationInfo) -> float:
-        from streamer.signal.clip import ClipSpec  # PyAV: imported only to validate
+        from streamer.testsignal.clip import ClipSpec  # PyAV: imported only to validate
 
         fps = info.data.get("fps")
         if fps is None:
@@ -84,7 +84,7 @@ class ClipSettings(BaseModel):
 
     @model_validator(mode="after")
     def _usable(self) -> ClipSettings:
-        from streamer.setup import clip_spec
+        from streamer.wiring import clip_spec
 
         clip_spec(self)  # ValueError: anything else the clip itself refuses
         return self

@@ -44,15 +44,16 @@ from streamer.livepeer.provision import LivepeerProvisioner
 from streamer.origin.embedded import EmbeddedOrigin, OriginStartError
 from streamer.publish.flv import FlvClip
 from streamer.session import Session, SessionSettings
-from streamer.setup import clip_spec, fixed_target, flv_clip, labels, session_settings
-from streamer.signal.clip import ClipSpec
 from streamer.sinks.alerts import AlertManager, AlertSettings
 from streamer.sinks.logs import LogSink, setup_logging
 from streamer.sinks.metrics import MetricsSink, stream_label_values
 from streamer.sinks.notifiers import NotifyError, notifiers_from_env
+from streamer.sinks.status import StatusStore
+from streamer.testsignal.clip import ClipSpec
 from streamer.urls import InvalidURLError, parse_ingest
 from streamer.web.server import build_app, serve
-from streamer.web.status import StatusSettings, StatusStore, add_status_routes
+from streamer.web.status import StatusSettings, add_status_routes
+from streamer.wiring import clip_spec, fixed_target, flv_clip, labels, session_settings
 
 log = logging.getLogger("streamer.monitor")
 

@@ -25,9 +25,9 @@ from streamer.exit_codes import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_TE
 from streamer.livepeer.mode import ApiMode, api_mode, provisioner
 from streamer.probe_config import probe_stream
 from streamer.session import Session, SessionSettings
-from streamer.setup import clip_spec, fixed_target, flv_clip, session_settings
 from streamer.sinks.report import SessionReport
 from streamer.sinks.terminal import LiveView, render_report
+from streamer.wiring import clip_spec, fixed_target, flv_clip, session_settings
 
 _EXIT_ON_SIGNAL = {signal.SIGINT: EXIT_INTERRUPTED, signal.SIGTERM: EXIT_TERMINATED}
 

@@ -58,8 +58,8 @@ from streamer.publish.flv import FlvClip
 from streamer.publish.ingest import Ingest, IngestOptions
 from streamer.publish.publisher import FaultInjection
 from streamer.publish.registry import ingest_protocol
-from streamer.signal.clip import ClipSpec
 from streamer.targets import FixedTarget, Provisioner, ProvisionError, Target
+from streamer.testsignal.clip import ClipSpec
 from streamer.urls import InvalidURLError
 
 log = logging.getLogger(__name__)

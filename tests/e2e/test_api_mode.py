@@ -23,8 +23,8 @@ from streamer.livepeer.jwt import PlaybackTokenSigner
 from streamer.livepeer.provision import LivepeerProvisioner
 from streamer.publish.flv import FlvClip
 from streamer.session import Session, SessionSettings
-from streamer.signal.clip import Clip
 from streamer.sinks.report import SessionReport
+from streamer.testsignal.clip import Clip
 from tests.support.fake_livepeer import FakeLivepeer
 from tests.support.jwt_gate import JwtGate
 from tests.support.nginx import NginxOrigin

@@ -17,7 +17,7 @@ import pytest
 
 from streamer.events import SegmentObserved
 from streamer.publish.flv import FlvClip
-from streamer.signal.clip import Clip
+from streamer.testsignal.clip import Clip
 from tests.support.fault_catalog import (
     EXPECTED,
     SCENARIOS,

@@ -35,7 +35,7 @@ from streamer.events import CheckFailed, CheckObserved, StreamLabels
 from streamer.origin.embedded import EmbeddedOrigin
 from streamer.publish.flv import FlvClip
 from streamer.session import SessionSettings
-from streamer.signal.clip import Clip
+from streamer.testsignal.clip import Clip
 from tests.support.ffmpeg_origin import LADDER, FfmpegHlsOrigin
 from tests.support.nginx import NginxOrigin
 from tests.support.session_run import Recorder, run_session

@@ -37,8 +37,8 @@ from streamer.playback.follower import UNHELD_BLOCKING_RELOAD
 from streamer.playback.hls import RENDITIONS_OVER_CAP
 from streamer.publish.flv import FlvClip
 from streamer.session import Session, SessionSettings
-from streamer.signal.clip import Clip, ClipSpec
 from streamer.sinks.report import SessionReport
+from streamer.testsignal.clip import Clip, ClipSpec
 from tests.support.chaos import ChaosProxy, Fault, Freeze, InsertTag, Request, Status
 from tests.support.nginx import NginxOrigin
 from tests.support.session_run import Recorder

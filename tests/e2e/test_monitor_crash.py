@@ -16,7 +16,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from streamer.signal.clip import Clip, ClipSpec
+from streamer.testsignal.clip import Clip, ClipSpec
 from tests.support.nginx import NginxOrigin
 from tests.support.ports import free_port, wait_for_port
 

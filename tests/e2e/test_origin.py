@@ -32,8 +32,8 @@ import pytest
 from streamer.origin.relay import RETAIN_AFTER_END_S, RejectedError, stream_key
 from streamer.origin.rtmp_chunks import COMMANDS, ChunkError, ChunkReader
 from streamer.publish import amf0, rtmp
-from streamer.signal import timecode
-from streamer.signal.clip import Clip
+from streamer.testsignal import timecode
+from streamer.testsignal.clip import Clip
 from tests.support.ports import free_port, wait_for_port
 
 pytestmark = pytest.mark.e2e

@@ -16,7 +16,7 @@ import pytest
 from streamer.events import SegmentObserved, StreamLabels
 from streamer.publish.flv import FlvClip
 from streamer.session import SessionSettings
-from streamer.signal.clip import Clip
+from streamer.testsignal.clip import Clip
 from tests.support.nginx import NginxOrigin
 from tests.support.ports import free_port
 from tests.support.session_run import FileTimes, run_session

@@ -20,7 +20,7 @@ from streamer.checks.base import Check, Failure, Observation, SegmentRecord, Ses
 from streamer.playback.playlist import MasterPlaylist, MediaPlaylist, Segment, Variant
 from streamer.playback.segment import AudioInfo, SegmentAnalysis
 from streamer.publish.sendlog import SendLog
-from streamer.signal.clip import ClipSpec, load_clip
+from streamer.testsignal.clip import ClipSpec, load_clip
 
 FPS = 30
 LOOP = 1800  # frames per clip loop

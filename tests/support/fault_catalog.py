@@ -25,7 +25,7 @@ from streamer.playback.fetch import FetchPolicy
 from streamer.publish.flv import FlvClip
 from streamer.publish.publisher import FaultInjection
 from streamer.session import SessionSettings
-from streamer.signal.clip import ClipSpec
+from streamer.testsignal.clip import ClipSpec
 from tests.support.chaos import (
     ChaosProxy,
     Corrupt,

@@ -12,8 +12,8 @@ from typing import Any
 from streamer.events import Event, FanOut, SegmentObserved
 from streamer.publish.flv import FlvClip
 from streamer.session import Session, SessionSettings
-from streamer.signal.clip import ClipSpec
 from streamer.sinks.report import SessionReport
+from streamer.testsignal.clip import ClipSpec
 
 
 @dataclass

@@ -14,7 +14,7 @@ import pytest
 from streamer.checks import validate_settings
 from streamer.checks.av_desync import AvDesync
 from streamer.playback.segment import SegmentAnalysis, analyse, joined_onset
-from streamer.signal.clip import ClipSpec, load_clip
+from streamer.testsignal.clip import ClipSpec, load_clip
 from tests.support.check_records import SyntheticRendition, context, feed
 
 R = SyntheticRendition()

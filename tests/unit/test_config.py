@@ -13,7 +13,7 @@ from streamer.config import (
     load_file,
     parse_listen_address,
 )
-from streamer.signal.clip import ClipSpec
+from streamer.testsignal.clip import ClipSpec
 
 
 def _write(tmp_path: Path, text: str) -> Path:

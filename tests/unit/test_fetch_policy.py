@@ -18,7 +18,7 @@ from streamer.playback import egress
 from streamer.playback.fetch import Fetcher, FetchError, FetchPolicy, FetchRefusedError
 from streamer.playback.follower import RenditionFollower, SegmentFetch
 from streamer.playback.playlist import MediaPlaylist
-from streamer.setup import fixed_target, session_settings
+from streamer.wiring import fixed_target, session_settings
 from tests.support.aio import LocalServer
 
 PUBLIC_PLAYBACK = "https://cdn.example/hls/abc/index.m3u8"

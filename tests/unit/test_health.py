@@ -20,8 +20,8 @@ from streamer.config import MonitorConfig
 from streamer.events import FanOut
 from streamer.livepeer.mode import api_mode
 from streamer.monitor import Monitor
-from streamer.signal.clip import Clip, ClipSpec
 from streamer.sinks.metrics import MetricsSink
+from streamer.testsignal.clip import Clip, ClipSpec
 from streamer.web.server import build_app
 from tests.support.fake_livepeer import FakeLivepeer
 

@@ -34,8 +34,8 @@ from streamer.playback.playlist import MAX_PARSED_SEGMENTS, MAX_PLAYLIST_BYTES, 
 from streamer.playback.storms import ErrorStorms
 from streamer.playback.target import TargetSanity
 from streamer.playback.workers import analyse_segment, parse_playlist
-from streamer.setup import fixed_target, session_settings
 from streamer.sinks.metrics import MetricsSink
+from streamer.wiring import fixed_target, session_settings
 from tests.support.aio import serve_local
 from tests.support.check_records import SyntheticRendition, context, real_segment
 

@@ -10,13 +10,13 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from streamer.credentials import SecretError, load_secret
 from streamer.livepeer.jwt import (
     LIVEPEER_JWT_HEADER,
     PlaybackTokenSigner,
     SigningKeyError,
     signer_from_env,
 )
-from streamer.secrets import SecretError, load_secret
 
 
 def private_pem(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> str:

@@ -12,7 +12,7 @@ import streamer.publish.publisher as publisher_module
 from streamer.publish.flv import FlvClip
 from streamer.publish.publisher import Publisher
 from streamer.publish.rtmp import VIDEO
-from streamer.signal.clip import ClipSpec
+from streamer.testsignal.clip import ClipSpec
 from streamer.urls import parse_ingest
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from streamer.web.status import (
+from streamer.sinks.status import (
     BUCKET_SECONDS,
     MAX_DETAIL,
     MAX_ERRORS,

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from streamer.playback.segment import _luma
-from streamer.signal import timecode
-from streamer.signal.clip import Clip
+from streamer.testsignal import timecode
+from streamer.testsignal.clip import Clip
 
 
 @pytest.mark.parametrize("number", [0, 1, 29, 30, 1799, 4095, timecode.MAX_FRAME_NUMBER])

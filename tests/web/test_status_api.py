@@ -17,10 +17,10 @@ from aiohttp import web
 
 from streamer.config import ConfigError
 from streamer.events import StreamLabels
+from streamer.sinks.status import StatusStore
 from streamer.web.status import (
     DEFAULT_MAX_SSE_CLIENTS,
     StatusSettings,
-    StatusStore,
     add_status_routes,
 )
 from tests.support.aio import serve_local

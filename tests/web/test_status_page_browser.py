@@ -13,7 +13,8 @@ from aiohttp import web
 from playwright.async_api import Locator, Page, expect
 
 from streamer.events import Outcome, StreamLabels
-from streamer.web.status import StatusSettings, StatusStore, add_status_routes
+from streamer.sinks.status import StatusStore
+from streamer.web.status import StatusSettings, add_status_routes
 from tests.support.aio import serve_local
 from tests.support.browser import chromium, open_page
 from tests.support.status_events import (

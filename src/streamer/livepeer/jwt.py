@@ -16,7 +16,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from streamer.secrets import load_secret
+from streamer.credentials import load_secret
 
 LIVEPEER_JWT_HEADER = "Livepeer-Jwt"
 LIVEPEER_JWT_QUERY = "jwt"

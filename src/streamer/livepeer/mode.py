@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 import aiohttp
 
 from streamer.config import ConfigError, StreamConfig
+from streamer.credentials import SecretError, load_secret
 from streamer.livepeer.client import DEFAULT_PROFILES, LatencyCallback, LivepeerClient, Profile
 from streamer.livepeer.jwt import PlaybackTokenSigner, SigningKeyError, signer_from_env
 from streamer.livepeer.provision import LivepeerProvisioner
-from streamer.secrets import SecretError, load_secret
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ import av
 import numpy as np
 import numpy.typing as npt
 
-from streamer.signal import timecode
+from streamer.testsignal import timecode
 
 DecodeMode = Literal["full", "keyframe"]
 DECODE_MODES: tuple[DecodeMode, ...] = ("full", "keyframe")

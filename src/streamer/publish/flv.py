@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 
-from streamer.signal.clip import AUDIO_RATE, Clip
+from streamer.testsignal.clip import AUDIO_RATE, Clip
 
 _AVC_KEYFRAME, _AVC_INTERFRAME = 0x17, 0x27  # frame type << 4 | codec id 7 (AVC)
 _AAC_HEADER = 0xAF  # sound format 10 (AAC), 44 kHz flag, 16-bit, stereo (fixed for AAC)

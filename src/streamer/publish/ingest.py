@@ -17,7 +17,7 @@ from typing import Protocol
 from streamer.publish.flv import FlvClip
 from streamer.publish.publisher import FaultInjection
 from streamer.publish.sendlog import SendLog
-from streamer.signal.clip import ClipSpec
+from streamer.testsignal.clip import ClipSpec
 
 
 @dataclass(frozen=True, kw_only=True)

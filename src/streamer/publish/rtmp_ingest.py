@@ -7,7 +7,7 @@ import ssl
 from streamer.publish.flv import FlvClip
 from streamer.publish.ingest import Ingest, IngestOptions
 from streamer.publish.publisher import Publisher
-from streamer.signal.clip import ClipSpec
+from streamer.testsignal.clip import ClipSpec
 from streamer.urls import RTMP_SCHEMES, mask_ingest, parse_ingest
 
 

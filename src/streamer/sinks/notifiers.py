@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from streamer.secrets import load_secret
+from streamer.credentials import load_secret
 from streamer.sinks.alerts import Alert, Notifier
 
 _log = logging.getLogger(__name__)

@@ -21,7 +21,7 @@ import av
 import numpy as np
 import numpy.typing as npt
 
-from streamer.signal import timecode
+from streamer.testsignal import timecode
 
 # Bump when the clip's content changes, so that stale cache entries are not reused.
 CLIP_FORMAT_VERSION = 1

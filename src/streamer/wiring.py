@@ -11,8 +11,8 @@ from streamer.playback.registry import DEFAULT_PLAYBACK_PROTOCOL
 from streamer.publish.flv import FlvClip, to_flv
 from streamer.publish.registry import ingest_protocol
 from streamer.session import SessionSettings
-from streamer.signal.clip import ClipSpec, load_clip
 from streamer.targets import FixedTarget, Provisioner, Target
+from streamer.testsignal.clip import ClipSpec, load_clip
 
 
 def clip_spec(settings: ClipSettings) -> ClipSpec:
