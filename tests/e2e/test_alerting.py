@@ -9,9 +9,13 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.support.fake_webhooks import FakeWebhooks, verify_signature
 from tests.support.nginx import NginxOrigin
 from tests.support.ports import free_port
+
+pytestmark = pytest.mark.e2e
 
 SECRET = "hmac-secret-0123456789"
 PD_KEY = "pd-routing-key-abcdef0123456789"

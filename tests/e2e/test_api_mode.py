@@ -31,6 +31,8 @@ from tests.support.nginx import NginxOrigin
 from tests.support.ports import free_port
 from tests.support.session_run import Recorder
 
+pytestmark = pytest.mark.e2e
+
 API_KEY = "sk-live-apikey-0123456789abcdef"
 LABELS = StreamLabels("api", "local", "local")
 PROFILES = (Profile("360p", 640, 360, 800_000, 30),)

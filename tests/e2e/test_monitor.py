@@ -19,6 +19,8 @@ from tests.support.nginx import NginxOrigin
 from tests.support.ports import free_port, wait_for_port
 from tests.support.prometheus import PrometheusServer, values
 
+pytestmark = pytest.mark.e2e
+
 
 def _metric(port: int, name: str, **labels: str) -> list[float]:
     text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()

@@ -16,9 +16,13 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from streamer.testsignal.clip import Clip, ClipSpec
 from tests.support.nginx import NginxOrigin
 from tests.support.ports import free_port, wait_for_port
+
+pytestmark = pytest.mark.e2e
 
 SECRET_KEY = "crashkeysecret0001"
 ODD_BITRATE = 777_000  # a clip no other test caches

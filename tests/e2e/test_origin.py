@@ -75,19 +75,20 @@ def get(url: str) -> Response:
 
 def start_origin(log_path: Path) -> Origin:
     rtmp_port, http_port = free_port(), free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamer",
-            "origin",
-            "--rtmp-port",
-            str(rtmp_port),
-            "--http-port",
-            str(http_port),
-        ],
-        stderr=log_path.open("wb"),
-    )
+    with log_path.open("wb") as log:  # the origin writes to its own copy
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "streamer",
+                "origin",
+                "--rtmp-port",
+                str(rtmp_port),
+                "--http-port",
+                str(http_port),
+            ],
+            stderr=log,
+        )
     wait_for_port(http_port, timeout=20)
     return Origin(process, rtmp_port, http_port, log_path)
 
@@ -113,6 +114,8 @@ def origin(tmp_path: Path) -> Iterator[Origin]:
 
 
 def ffmpeg_publish(clip: Clip, url: str, seconds: float) -> subprocess.Popen[bytes]:
+    """ffmpeg publishing the clip; use it in `with` (or `communicate()`), which closes its
+    stderr pipe."""
     return subprocess.Popen(
         [
             "ffmpeg",
@@ -227,8 +230,8 @@ def test_ffmpeg_publish_gives_a_ladder_with_a_master_playlist(origin: Origin, cl
     publisher = ffmpeg_publish(clip, origin.ingest_url(key), seconds=7)
     wait_for(lambda: get(origin.url(f"/hls/{key}/index.m3u8")).status == 200, timeout=10)
     # A second publisher on a key that is live is turned away; the first goes on.
-    intruder = ffmpeg_publish(clip, origin.ingest_url(key), seconds=3)
-    assert intruder.wait(timeout=15) != 0
+    with ffmpeg_publish(clip, origin.ingest_url(key), seconds=3) as intruder:
+        assert intruder.wait(timeout=15) != 0
     _, errors = publisher.communicate(timeout=30)
     assert publisher.returncode == 0, errors
 
@@ -278,17 +281,16 @@ def assert_timecodes_readable(ts: bytes, size: tuple[int, int]) -> None:
 
 
 def test_sigterm_while_publishing_exits_promptly(origin: Origin, clip: Clip) -> None:
-    publisher = ffmpeg_publish(clip, origin.ingest_url("sigterm-key"), seconds=30)
-    try:
-        wait_for(lambda: "publisher connected" in origin.log(), timeout=10)
-        time.sleep(1)
-        assert stop_origin(origin) < 3.0
-        assert origin.process.returncode == 0
-        assert publisher.wait(timeout=10) is not None  # its ingest went away
-    finally:
-        if publisher.poll() is None:
-            publisher.kill()
-            publisher.wait()
+    with ffmpeg_publish(clip, origin.ingest_url("sigterm-key"), seconds=30) as publisher:
+        try:
+            wait_for(lambda: "publisher connected" in origin.log(), timeout=10)
+            time.sleep(1)
+            assert stop_origin(origin) < 3.0
+            assert origin.process.returncode == 0
+            assert publisher.wait(timeout=10) is not None  # its ingest went away
+        finally:
+            if publisher.poll() is None:
+                publisher.kill()
     log = origin.log()
     assert "stopping" in log
     files = re.search(r"HLS files in (\S+)", log)
@@ -413,8 +415,8 @@ def test_a_finished_sessions_files_are_removed_after_a_playlists_length(
     assert files is not None
     root = Path(files.group(1))
     again, once = "republished-key-01", "one-off-key-0002"
-    first = ffmpeg_publish(clip, origin.ingest_url(again), seconds=3)
-    assert first.wait(timeout=30) == 0
+    with ffmpeg_publish(clip, origin.ingest_url(again), seconds=3) as first:
+        assert first.wait(timeout=30) == 0
     wait_for(lambda: "publisher disconnected: key repu****" in origin.log(), timeout=5)
     ended = time.monotonic()
     # Right after the end, the last playlist and its segments are still served.
@@ -423,27 +425,30 @@ def test_a_finished_sessions_files_are_removed_after_a_playlists_length(
     segment = m3u8.loads(playlist.body.decode()).segments[-1].uri
     assert get(origin.url(f"/hls/{again}/360p/{segment}")).status == 200
     # The same key again (its old files go at once), and another key that ends soon.
-    second = ffmpeg_publish(clip, origin.ingest_url(again), seconds=30)
-    other = ffmpeg_publish(clip, origin.ingest_url(once), seconds=3)
-    try:
-        assert other.wait(timeout=30) == 0
-        wait_for(lambda: "publisher disconnected: key one-****" in origin.log(), timeout=5)
-        other_ended = time.monotonic()
-        assert (root / once).is_dir()
-        # Past the first session's removal time: the second session's files are intact.
-        time.sleep(max(0.0, ended + RETAIN_AFTER_END_S + 2 - time.monotonic()))
-        assert second.poll() is None
-        live = get(origin.url(f"/hls/{again}/360p/index.m3u8"))
-        assert live.status == 200 and b"#EXT-X-ENDLIST" not in live.body
-        # Past the other key's removal time: its files are gone.
-        wait_for(lambda: not (root / once).exists(), timeout=other_ended + 30 - time.monotonic())
-        assert time.monotonic() - other_ended >= RETAIN_AFTER_END_S - 0.5
-        assert get(origin.url(f"/hls/{once}/index.m3u8")).status == 404
-    finally:
-        for publisher in (second, other):
-            if publisher.poll() is None:
-                publisher.kill()
-                publisher.wait()
+    with (
+        ffmpeg_publish(clip, origin.ingest_url(again), seconds=30) as second,
+        ffmpeg_publish(clip, origin.ingest_url(once), seconds=3) as other,
+    ):
+        try:
+            assert other.wait(timeout=30) == 0
+            wait_for(lambda: "publisher disconnected: key one-****" in origin.log(), timeout=5)
+            other_ended = time.monotonic()
+            assert (root / once).is_dir()
+            # Past the first session's removal time: the second session's files are intact.
+            time.sleep(max(0.0, ended + RETAIN_AFTER_END_S + 2 - time.monotonic()))
+            assert second.poll() is None
+            live = get(origin.url(f"/hls/{again}/360p/index.m3u8"))
+            assert live.status == 200 and b"#EXT-X-ENDLIST" not in live.body
+            # Past the other key's removal time: its files are gone.
+            wait_for(
+                lambda: not (root / once).exists(), timeout=other_ended + 30 - time.monotonic()
+            )
+            assert time.monotonic() - other_ended >= RETAIN_AFTER_END_S - 0.5
+            assert get(origin.url(f"/hls/{once}/index.m3u8")).status == 404
+        finally:
+            for publisher in (second, other):
+                if publisher.poll() is None:
+                    publisher.kill()
 
 
 # -- the embedded origin, supervised by the monitor -------------------------------------------
@@ -485,13 +490,14 @@ def test_the_monitor_restarts_its_embedded_origin_and_reports_it_down_meanwhile(
         "GRACE_PERIOD": "2s",
         "LOG_FORMAT": "text",
     }
-    monitor = subprocess.Popen(
-        [sys.executable, "-m", "streamer", "monitor"],
-        cwd=tmp_path,
-        env=env,
-        stdout=(tmp_path / "monitor.log").open("wb"),
-        stderr=subprocess.STDOUT,
-    )
+    with (tmp_path / "monitor.log").open("wb") as output:  # the monitor writes to its own copy
+        monitor = subprocess.Popen(
+            [sys.executable, "-m", "streamer", "monitor"],
+            cwd=tmp_path,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
     try:
         wait_for_port(port, timeout=30)
         wait_for(lambda: _successes(port) >= 1, timeout=60)

@@ -21,6 +21,8 @@ from tests.support.nginx import NginxOrigin
 from tests.support.ports import free_port
 from tests.support.session_run import FileTimes, run_session
 
+pytestmark = pytest.mark.e2e
+
 LABELS = StreamLabels("e2e", "local", "local")
 
 

@@ -14,8 +14,12 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.support.fake_livepeer import FakeLivepeer
 from tests.support.nginx import NginxOrigin
+
+pytestmark = pytest.mark.e2e
 
 API_KEY = "sk-live-probe-apikey-0123456789abcdef"
 STREAMS = """

@@ -196,7 +196,7 @@ class NginxOrigin:
                 "daemon off;",
             ],
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,  # its errors go to error.log (-e)
             start_new_session=True,  # so that stop() also ends the exec'd ffmpeg children
         )
         try:

@@ -84,6 +84,9 @@ class PublishRelay:
         self._hls_root = hls_root
         self._retain_after_end = retain_after_end
         self._active_keys: set[str] = set()
+        # Keys whose publisher has left while their transcoder finishes the files: the same
+        # key published again meanwhile (a session right after the last) waits for that.
+        self._finishing: dict[str, asyncio.Event] = {}
         self._removals: dict[str, asyncio.TimerHandle] = {}  # finished sessions' files
         self._writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -142,7 +145,7 @@ class PublishRelay:
         except TimeoutError:
             raise RejectedError(f"no publish command within {PUBLISH_WITHIN_S:g}s") from None
         try:
-            key = self._claim(request)
+            key = await self._claim(request)
         except RejectedError as exc:
             refuse(writer, request, str(exc))
             raise
@@ -150,10 +153,17 @@ class PublishRelay:
             await self._transcode(key, request, reader, writer, peer)
         finally:
             self._active_keys.discard(key)
+            finished = self._finishing.pop(key, None)
+            if finished is not None:
+                finished.set()
             self._schedule_removal(key)
 
-    def _claim(self, request: PublishRequest) -> str:
+    async def _claim(self, request: PublishRequest) -> str:
         key = stream_key(request.stream_name)
+        finishing = self._finishing.get(key)
+        if finishing is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(finishing.wait(), WORKER_EXIT_TIMEOUT_S + 0.5)
         if key in self._active_keys:
             raise RejectedError(f"stream key {mask_key(key)} is already publishing")
         self._active_keys.add(key)
@@ -204,6 +214,7 @@ class PublishRelay:
                 _copy(reader, upstream), pass_downstream(upstream_reader, answers, writer)
             )
         finally:
+            self._finishing.setdefault(key, asyncio.Event())  # the publisher has gone
             await _close(upstream)
             self._writers.discard(upstream)
             await _worker_exit(exited)
