@@ -193,9 +193,12 @@ async def test_monitor_in_api_mode_cleans_up_and_leaks_no_secret(tmp_path: Path)
                         text = await asyncio.to_thread(_get, port, "/metrics")
                     except OSError:
                         continue
-                    if (
-                        'outcome="success",playback_region="unknown",stream="api stream"} 2.0'
-                        in text
+                    if any(
+                        line.startswith("streamer_tests_total{")
+                        and 'outcome="success"' in line
+                        and 'stream="api stream"' in line
+                        and line.endswith(" 2.0")
+                        for line in text.splitlines()
                     ):
                         break
                 # Stop in the middle of the third session: its stream must be deleted too.
