@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 from tests.support.chaos import ChaosProxy, DropVariant, Fault, Freeze, Request, Status
 from tests.support.nginx import NginxOrigin
 from tests.support.session_run import Recorder
@@ -110,9 +109,7 @@ class Scenario:
     truth: PlaylistTruth | None = None
 
 
-async def _session(
-    scenario: Scenario, origin: NginxOrigin, http: aiohttp.ClientSession, seconds: float
-) -> None:
+async def _session(scenario: Scenario, origin: NginxOrigin, seconds: float) -> None:
     spec, flv, _ = clip()
     upstream = f"http://127.0.0.1:{origin.http_port}"
     async with ChaosProxy(upstream, [scenario.fault]) as proxy:
@@ -184,10 +181,9 @@ async def run(workdir: Path, quick: bool = False) -> list[Figure]:
                 else {f"{scenario.key}.m3u8"}
             )
             scenario.truth = PlaylistTruth(origin.hls_dir).only(names).start()
-        async with aiohttp.ClientSession() as http:
-            await asyncio.gather(
-                *(_session(s, ladder if s.ladder else copy, http, seconds) for s in scenarios)
-            )
+        await asyncio.gather(
+            *(_session(s, ladder if s.ladder else copy, seconds) for s in scenarios)
+        )
     finally:
         for scenario in scenarios:
             if scenario.truth is not None:
