@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 from tests.support.nginx import LADDER, NginxOrigin
 from tests.support.session_run import Recorder
 
@@ -120,44 +119,42 @@ async def _run(workdir: Path, ladder: bool, seconds: float, delays: tuple[float,
             names = {"source": f"{key}.m3u8"}
         truth = PlaylistTruth(origin.hls_dir).only(set(names.values())).start()
         recorder = Recorder()
-        async with aiohttp.ClientSession() as http:
-            proxies = [await DelayProxy(origin.hls_dir, d).__aenter__() for d in delays]
-            try:
-                session = Session(
-                    _settings(origin.ingest_url(key), origin.playback_url(key), seconds),
-                    flv,
-                    spec,
-                    Fan([recorder]),
-                )
-                session_task = asyncio.create_task(session.run())
-                extras: dict[str, ExtraFollower] = {}
+        proxies = [await DelayProxy(origin.hls_dir, d).__aenter__() for d in delays]
+        try:
+            session = Session(
+                _settings(origin.ingest_url(key), origin.playback_url(key), seconds),
+                flv,
+                spec,
+                Fan([recorder]),
+            )
+            session_task = asyncio.create_task(session.run())
+            extras: dict[str, ExtraFollower] = {}
+            for rendition, name in names.items():
+                url = f"{origin.playback_base}/{name}"
+                extras[f"baseline:{rendition}"] = ExtraFollower(
+                    f"baseline-{rendition}",
+                    url,
+                    FixedIntervalScheduler(BASELINE_INTERVAL),
+                    poll_step=BASELINE_INTERVAL,
+                ).start()
+            for proxy in proxies:
                 for rendition, name in names.items():
-                    url = f"{origin.playback_base}/{name}"
-                    extras[f"baseline:{rendition}"] = ExtraFollower(
-                        f"baseline-{rendition}",
-                        url,
-                        http,
-                        FixedIntervalScheduler(BASELINE_INTERVAL),
-                        poll_step=BASELINE_INTERVAL,
+                    proxy.watch(name)
+                    extras[f"delay{proxy.delay:g}:{rendition}"] = ExtraFollower(
+                        f"delay-{proxy.delay:g}-{rendition}", proxy.url(name)
                     ).start()
-                for proxy in proxies:
-                    for rendition, name in names.items():
-                        proxy.watch(name)
-                        extras[f"delay{proxy.delay:g}:{rendition}"] = ExtraFollower(
-                            f"delay-{proxy.delay:g}-{rendition}", proxy.url(name), http
-                        ).start()
-                await session_task
-                for label, extra in extras.items():
-                    if label.startswith("delay"):
-                        continue
+            await session_task
+            for label, extra in extras.items():
+                if label.startswith("delay"):
+                    continue
+                await extra.stop()
+            await asyncio.sleep(max(delays, default=0.0) + 1.0)
+            for label, extra in extras.items():
+                if label.startswith("delay"):
                     await extra.stop()
-                await asyncio.sleep(max(delays, default=0.0) + 1.0)
-                for label, extra in extras.items():
-                    if label.startswith("delay"):
-                        await extra.stop()
-            finally:
-                for proxy in proxies:
-                    await proxy.__aexit__(None, None, None)
+        finally:
+            for proxy in proxies:
+                await proxy.__aexit__(None, None, None)
         truth.stop()
     finally:
         origin.stop()

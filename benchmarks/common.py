@@ -13,8 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-import aiohttp
-
 from streamer.checks.base import Check, Failure, SegmentRecord, SessionContext
 from streamer.checks.registry import REGISTRY
 from streamer.events import StreamLabels
@@ -130,7 +128,6 @@ class ExtraFollower:
         self,
         name: str,
         url: str,
-        http: aiohttp.ClientSession,
         scheduler: PollScheduler | None = None,
         poll_step: float = 0.1,
     ) -> None:
