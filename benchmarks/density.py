@@ -51,6 +51,7 @@ from tests.support.nginx import NginxOrigin
 from tests.support.ports import free_port
 
 from benchmarks.common import REPO, clip, new_key, percentile, summary
+from benchmarks.speed import Speed, SpeedProbe
 from benchmarks.table import Figure, Target
 from benchmarks.truth import PlaylistTruth
 from benchmarks.usage import Usage, measure
@@ -430,8 +431,18 @@ class DensityPoint:
     error: str = ""  # why the point could not be measured (its draws are then dropped)
 
 
-async def run_plan(workdir: Path, plan: Plan) -> list[DensityPoint]:
+async def run_plan(workdir: Path, plan: Plan) -> tuple[list[DensityPoint], Speed]:
+    """Every point of the plan, and the machine's speed all along (see benchmarks/speed.py)."""
     _, _, clip_path = clip()
+    probe = SpeedProbe(workdir / "speed.txt").start()
+    try:
+        points = await _run_points(workdir, plan, clip_path)
+    finally:
+        probe.stop()
+    return points, Speed(probe.samples())
+
+
+async def _run_points(workdir: Path, plan: Plan, clip_path: Path) -> list[DensityPoint]:
     points = []
     for n in plan.counts:
         point = DensityPoint(n)
@@ -497,17 +508,29 @@ def _figure(
     return Figure("density", name, median, unit, target, spread=limits, details=details, **kwargs)
 
 
-def _ratio(monitor: Usage, baseline: Usage) -> float:
-    return monitor.cores() / baseline.cores() if baseline.cpu_seconds > 0 else math.nan
+def _ratio(monitor: Usage, baseline: Usage, speed: Speed) -> float:
+    """Monitor over baseline cores, each at full speed: a slow spell of the machine in one
+    of the two windows does not count against (or for) the monitor."""
+    base = speed.cores(baseline)
+    return speed.cores(monitor) / base if base > 0 else math.nan
+
+
+def _ms(value: float | None) -> str:
+    return "unknown" if value is None else f"{value:.2f} ms per probe chunk"
 
 
 def _of(runs: Sequence[MonitorRun], value: Callable[[MonitorRun], float]) -> list[float]:
     return [value(run) for run in runs]
 
 
-def _draw_details(monitor: MonitorRun, baseline: Usage) -> dict[str, Any]:
+def _draw_details(monitor: MonitorRun, baseline: Usage, speed: Speed) -> dict[str, Any]:
     usage = monitor.usage
     return {
+        "speed_reference_ms": speed.reference_ms,
+        "monitor_speed_ms": speed.chunk_ms(usage),
+        "monitor_cores_at_full_speed": speed.cores(usage),
+        "baseline_speed_ms": speed.chunk_ms(baseline),
+        "baseline_cores_at_full_speed": speed.cores(baseline),
         "monitor_cores": usage.cores(),
         "monitor_event_loop_thread_cores": (
             usage.main_thread_cpu_seconds / usage.window_seconds
@@ -575,7 +598,7 @@ def _missed_note(point: DensityPoint) -> str:
     )
 
 
-def figures(points: list[DensityPoint], plan: Plan) -> list[Figure]:
+def figures(points: list[DensityPoint], plan: Plan, speed: Speed) -> list[Figure]:
     out: list[Figure] = []
     mode = decode_mode()
     failed = [p for p in points if p.error]
@@ -596,23 +619,30 @@ def figures(points: list[DensityPoint], plan: Plan) -> list[Figure]:
         out.append(
             _figure(
                 f"N={n}: CPU s per stream-minute",
-                [m.usage.per_stream_minute(n) for m in monitors],
+                [speed.per_stream_minute(m.usage, n) for m in monitors],
                 "s",
-                baseline=spread([b.per_stream_minute(n) for b in baselines])[0],
+                baseline=spread([speed.per_stream_minute(b, n) for b in baselines])[0],
                 baseline_label="ffmpeg -c copy publishers",
                 note=(
                     f"Median of {plan.repeats} draws (min-max), each a {plan.window:g} s "
                     f"monitor window then a {plan.window:g} s baseline window, alternating. "
                     f"Monitor: publish + follow + download + analyse ({mode}) + all checks, "
-                    "one process; baseline: N ffmpeg processes that only publish."
+                    "one process; baseline: N ffmpeg processes that only publish. CPU "
+                    "seconds at the machine's full speed (benchmarks/speed.py: a probe timed "
+                    "the same work all along; the window's median against the run's "
+                    f"fastest, {_ms(speed.reference_ms)}); raw CPU seconds in the JSON."
                 )
                 if index == 0
                 else "",
-                details={"per_draw": [_draw_details(m, b) for m, b in pairs]},
+                details={
+                    "raw_draws": [m.usage.per_stream_minute(n) for m in monitors],
+                    "raw_baseline_draws": [b.per_stream_minute(n) for b in baselines],
+                    "per_draw": [_draw_details(m, b, speed) for m, b in pairs],
+                },
             )
         )
         if n == TARGET_N:
-            out.append(_ratio_figure(pairs))
+            out.append(_ratio_figure(pairs, speed))
         out.append(
             _figure(
                 f"N={n}: RSS per stream",
@@ -720,8 +750,8 @@ def figures(points: list[DensityPoint], plan: Plan) -> list[Figure]:
     return out
 
 
-def _ratio_figure(pairs: list[tuple[MonitorRun, Usage]]) -> Figure:
-    ratios = [_ratio(m.usage, b) for m, b in pairs]
+def _ratio_figure(pairs: list[tuple[MonitorRun, Usage]], speed: Speed) -> Figure:
+    ratios = [_ratio(m.usage, b, speed) for m, b in pairs]
     shares = [
         m.usage.main_thread_cpu_seconds / m.usage.cpu_seconds
         for m, _ in pairs
@@ -738,8 +768,10 @@ def _ratio_figure(pairs: list[tuple[MonitorRun, Usage]]) -> Figure:
         Target("<=", 1.0),
         baseline=1.0,
         baseline_label="ffmpeg",
+        details={"raw_draws": [m.usage.cores() / b.cores() for m, b in pairs if b.cores() > 0]},
         note=(
-            f"Each draw's monitor CPU over the baseline run right after it. Where the "
+            "Each draw's monitor CPU over the baseline run right after it, both at full "
+            "speed (raw ratios in the JSON). Where the "
             f"monitor's CPU goes at N={TARGET_N} (medians): {loop_share * 100:.0f} % in its "
             "event loop thread (publishing: a timer wake-up and one socket write per stream "
             "every 50 ms; polling, downloads, checks), the rest in segment analysis threads "
@@ -755,7 +787,8 @@ def _ratio_figure(pairs: list[tuple[MonitorRun, Usage]]) -> Figure:
 async def run(workdir: Path, quick: bool = False, full: bool = False) -> list[Figure]:
     workdir.mkdir(parents=True, exist_ok=True)
     plan = QUICK if quick else FULL if full else DEFAULT
-    return figures(await run_plan(workdir, plan), plan)
+    points, speed = await run_plan(workdir, plan)
+    return figures(points, plan, speed)
 
 
 async def run_full(workdir: Path, quick: bool = False) -> list[Figure]:
