@@ -1175,8 +1175,8 @@ def test_sharded_alert_state_per_pod() -> None:
     assert claim["spec"]["storageClassName"] == "fast-ssd"
     assert claim["spec"]["resources"]["requests"]["storage"] == "64Mi"
     c = container(sts)
-    volumes = {v["name"] for v in sts["spec"]["template"]["spec"]["volumes"]}
-    assert "alert-state" not in volumes  # the claim template provides it
+    volume_names = {v["name"] for v in sts["spec"]["template"]["spec"]["volumes"]}
+    assert "alert-state" not in volume_names  # the claim template provides it
     mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
     env = {e["name"]: e.get("value") for e in c["env"]}
     settings = AlertSettings.from_env({k: v for k, v in env.items() if v is not None})
