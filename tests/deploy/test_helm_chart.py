@@ -1089,7 +1089,10 @@ def test_sharded_existing_secrets_and_livepeer_streams(tmp_path: Path) -> None:
     objects, _ = render(values)
     for obj in objects:
         kubernetes_validate.validate(obj, KUBE_VERSION, strict=True)
-    env = {e["name"]: e for e in container(statefulset(objects))["env"]}
+    sts = statefulset(objects)
+    # Without a ServiceMonitor the headless Service is still there: the StatefulSet needs it.
+    assert by_name(objects, "Service", sts["spec"]["serviceName"])["spec"]["clusterIP"] == "None"
+    env = {e["name"]: e for e in container(sts)["env"]}
     assert env["STREAM_0_INJEST_URL"]["valueFrom"]["secretKeyRef"] == {
         "name": "lon-urls",
         "key": "INJEST_URL",
