@@ -78,6 +78,14 @@ def build_parser() -> argparse.ArgumentParser:
     monitor = commands.add_parser("monitor", help="run test sessions forever, export metrics")
     monitor.add_argument("--config", default=None, help="YAML streams file")
     monitor.add_argument("--metrics-addr", default=None, help="host:port (default :9090)")
+    monitor.add_argument(
+        "--shard",
+        default=None,
+        metavar="I/N",
+        help="monitor only the streams that fall to shard I of N (I is 0-based: 0/3, 1/3, "
+        "2/3); auto/N takes I from POD_INDEX or POD_NAME's ordinal (default: "
+        "STREAMER_SHARD, else every stream)",
+    )
 
     origin = commands.add_parser("origin", help="a local RTMP->HLS origin with a ladder")
     origin.add_argument("--rtmp-port", type=int, default=1935)

@@ -44,6 +44,7 @@ from streamer.livepeer.provision import LivepeerProvisioner
 from streamer.origin.embedded import EmbeddedOrigin, OriginStartError
 from streamer.publish.flv import FlvClip
 from streamer.session import Session, SessionSettings
+from streamer.sharding import Shard, shard_setting
 from streamer.sinks.alerts import AlertManager, AlertSettings
 from streamer.sinks.logs import LogSink, setup_logging
 from streamer.sinks.metrics import MetricsSink, stream_label_values
@@ -127,6 +128,9 @@ class Monitor:
     async def run(self) -> None:
         """Runs every stream's loop; returns once none is left (each one that ended is
         logged and reported by `healthy()`)."""
+        if not self.config.streams:
+            # A shard with no streams still serves /metrics and /healthz, until stopped.
+            await asyncio.Event().wait()
         async with aiohttp.ClientSession() as http:
             count = len(self.config.streams)
             tasks = {
@@ -412,9 +416,30 @@ def _log_run_ended(run_task: asyncio.Task[None]) -> None:
         log.error("no stream loop is left: exiting with status %d", EXIT_FAILURE)
 
 
+def _log_shard(shard: Shard, taken: Sequence[StreamConfig], total: int) -> None:
+    if not taken:
+        log.info(
+            "shard %s (0-based) has none of the %d streams: serving /metrics and /healthz only",
+            shard,
+            total,
+        )
+        return
+    names = ", ".join(stream.name for stream in taken)
+    log.info("shard %s (0-based): %d of %d streams: %s", shard, len(taken), total, names)
+
+
 def monitor_command(args: argparse.Namespace) -> int:
     config, embedded = _load_config(args)
     env = environment()
+    shard = shard_setting(args.shard, env)
+    all_streams = config.streams
+    if shard is not None:
+        if embedded:
+            raise ConfigError(
+                f"{'--shard' if args.shard else 'STREAMER_SHARD'}: sharding needs configured "
+                "streams (--config or STREAMER_CONFIG), not the embedded origin"
+            )
+        config = config.model_copy(update={"streams": shard.select(config.streams)})
     api_modes = {s.name: m for s in config.streams if (m := api_mode(s, env)) is not None}
     try:
         notifiers_from_env(env)  # a half-configured notifier is a configuration error
@@ -426,6 +451,8 @@ def monitor_command(args: argparse.Namespace) -> int:
         )
     except (ValueError, NotifyError) as exc:
         raise ConfigError(str(exc)) from None
-    width = max(len(s.name) for s in config.streams)
+    width = max((len(s.name) for s in config.streams), default=8)
     setup_logging(env.get("LOG_FORMAT", "auto"), name_width=min(max(width, 8), 24))
+    if shard is not None:
+        _log_shard(shard, config.streams, len(all_streams))
     return asyncio.run(_main(config, embedded, settings))

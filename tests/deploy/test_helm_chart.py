@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from streamer.config import MonitorConfig, load_file
+from streamer.sharding import shard_setting
 from streamer.sinks.alerts import AlertSettings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -890,3 +891,385 @@ def test_schema_rejects_bad_alert_state_and_network_policy(
 ) -> None:
     with helm.Chart.load(CHART) as chart, pytest.raises(helm.HelmValuesError, match=message):
         chart.validate_schema({**ci_values(), **values})
+
+
+# --- layout sharded: one StatefulSet shares the streams -------------------------------------
+
+SHARD_ENV_VARS = ("STREAMER_SHARD", "POD_INDEX", "POD_NAME")
+
+
+def sharded_values(streams: int | None = None, **extra: Any) -> dict[str, Any]:
+    """The two-streams example (or `streams` generated ones) in the sharded layout."""
+    values = ci_values()
+    values.update({"layout": "sharded", "replicas": 3, **extra})
+    if streams is not None:
+        values["streams"] = [
+            {
+                **VALID,
+                "name": f"region-{i % 5}-path-{i:04d}",
+                "injest_url": f"rtmp://i.example.test/live/key{i:04d}secret",
+            }
+            for i in range(streams)
+        ]
+    return values
+
+
+def statefulset(objects: list[Obj]) -> Obj:
+    [sts] = of_kind(objects, "StatefulSet")
+    return sts
+
+
+def shard_pod_environment(
+    objects: list[Obj], sts: Obj, ordinal: int, *, pod_index_label: bool
+) -> dict[str, str]:
+    """A shard pod's environment as the kubelet builds it: values, secretKeyRefs, the
+    downward API (the pod-index label exists from Kubernetes 1.28 on; before, the env var
+    is empty) and envFrom Secrets."""
+    c = container(sts)
+    pod_labels = dict(sts["spec"]["template"]["metadata"]["labels"])
+    if pod_index_label:
+        pod_labels["apps.kubernetes.io/pod-index"] = str(ordinal)
+    pod_name = f"{sts['metadata']['name']}-{ordinal}"
+    env: dict[str, str] = {}
+    for source in c.get("envFrom", []):
+        secret = by_name(objects, "Secret", source["secretRef"]["name"])
+        env.update({k: base64.b64decode(v).decode() for k, v in secret["data"].items()})
+    for var in c["env"]:
+        if "value" in var:
+            env[var["name"]] = var["value"]
+        elif "secretKeyRef" in var["valueFrom"]:
+            ref = var["valueFrom"]["secretKeyRef"]
+            env[var["name"]] = secret_value(objects, ref["name"], ref["key"])
+        else:
+            path = var["valueFrom"]["fieldRef"]["fieldPath"]
+            if path == "metadata.name":
+                env[var["name"]] = pod_name
+            else:
+                label = re.fullmatch(r"metadata\.labels\['(.+)'\]", path)
+                assert label, path
+                env[var["name"]] = pod_labels.get(label.group(1), "")
+    return env
+
+
+def load_shard_config(
+    objects: list[Obj], ordinal: int, tmp_path: Path, *, pod_index_label: bool = True
+) -> tuple[MonitorConfig, list[str]]:
+    """The whole streams file as the monitor loads it in that pod, and the names it takes."""
+    sts = statefulset(objects)
+    env = shard_pod_environment(objects, sts, ordinal, pod_index_label=pod_index_label)
+    volumes = {v["name"]: v for v in sts["spec"]["template"]["spec"]["volumes"]}
+    config_map = by_name(objects, "ConfigMap", volumes["config"]["configMap"]["name"])
+    path = tmp_path / Path(env["STREAMER_CONFIG"]).name
+    path.write_text(config_map["data"]["streams.yaml"])
+    config = load_file(path, env)
+    shard = shard_setting(None, env)
+    assert shard is not None
+    assert shard.count == sts["spec"]["replicas"]
+    return config, [s.name for s in shard.select(config.streams)]
+
+
+def test_sharded_layout_renders_a_valid_statefulset_and_lints_clean() -> None:
+    values = sharded_values()
+    objects, manifests = render(values)
+    assert sorted(o["kind"] for o in objects) == [
+        "ConfigMap",
+        "PodDisruptionBudget",
+        "Secret",
+        "Secret",
+        "Service",
+        "ServiceAccount",
+        "ServiceMonitor",
+        "StatefulSet",
+    ]
+    for obj in objects:
+        if obj["kind"] != "ServiceMonitor":
+            kubernetes_validate.validate(obj, KUBE_VERSION, strict=True)
+            assert DNS_LABEL.match(obj["metadata"]["name"]), obj["metadata"]["name"]
+    report = helm.lint(CHART, values, strict=True, namespace=NAMESPACE, kube_version="v1.33.0")
+    assert report["errors"] == []
+    assert [m for m in report["messages"] if m["severity"] >= 2] == []
+    assert "statefulset/mon-streamer" in manifests["streamer/templates/NOTES.txt"]
+
+
+def test_statefulset_shape() -> None:
+    objects, _ = render(sharded_values())
+    sts = statefulset(objects)
+    spec = sts["spec"]
+    assert spec["replicas"] == 3
+    assert spec["podManagementPolicy"] == "Parallel"
+    # The governing Service is the headless metrics Service (the ServiceMonitor's too).
+    service = by_name(objects, "Service", spec["serviceName"])
+    assert service["spec"]["clusterIP"] == "None"
+    pod_labels = spec["template"]["metadata"]["labels"]
+    assert spec["selector"]["matchLabels"].items() <= pod_labels.items()
+    assert service["spec"]["selector"].items() <= pod_labels.items()
+    # A shard pod carries the shard count; its index is the pod-index label Kubernetes sets.
+    assert pod_labels["test.livepeer.io/shards"] == "3"
+    assert not set(TEST_LABELS) & set(pod_labels)  # no one stream's labels on a shard pod
+    # Never a shard label on the stream series: the ServiceMonitor copies none.
+    [monitor] = of_kind(objects, "ServiceMonitor")
+    assert not any(
+        "shard" in label or "pod-index" in label for label in monitor["spec"]["podTargetLabels"]
+    )
+    # All pods mount the same streams file.
+    volumes = {v["name"]: v for v in spec["template"]["spec"]["volumes"]}
+    [config_map] = of_kind(objects, "ConfigMap")
+    assert volumes["config"]["configMap"]["name"] == config_map["metadata"]["name"]
+    names = [s["name"] for s in yaml.safe_load(config_map["data"]["streams.yaml"])["streams"]]
+    assert names == [s["name"] for s in ci_values()["streams"]]
+    c = container(sts)
+    assert c["args"] == ["monitor"]
+    assert c["securityContext"]["readOnlyRootFilesystem"] is True
+    assert spec["template"]["spec"]["automountServiceAccountToken"] is False
+
+
+def test_statefulset_pod_index_wiring() -> None:
+    objects, _ = render(sharded_values(replicas=4))
+    env = {e["name"]: e for e in container(statefulset(objects))["env"]}
+    assert env["STREAMER_SHARD"]["value"] == "auto/4"
+    assert env["POD_INDEX"]["valueFrom"]["fieldRef"]["fieldPath"] == (
+        "metadata.labels['apps.kubernetes.io/pod-index']"
+    )
+    assert env["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+
+
+@pytest.mark.parametrize("pod_index_label", [True, False], ids=["pod-index-label", "pod-name"])
+def test_the_shard_pods_split_the_streams(pod_index_label: bool, tmp_path: Path) -> None:
+    """What every pod of the StatefulSet would monitor, read by the monitor's own config
+    loader and shard setting: each stream by exactly one pod."""
+    objects, _ = render(sharded_values(streams=30, replicas=4))
+    taken: list[str] = []
+    for ordinal in range(4):
+        config, names = load_shard_config(
+            objects, ordinal, tmp_path, pod_index_label=pod_index_label
+        )
+        assert len(config.streams) == 30  # every pod reads (and validates) the whole file
+        assert names, f"shard {ordinal} took no stream of 30"
+        taken += names
+    assert sorted(taken) == sorted(f"region-{i % 5}-path-{i:04d}" for i in range(30))
+    config, _ = load_shard_config(objects, 0, tmp_path)
+    first = config.streams[7]
+    assert first.ingest_url == "rtmp://i.example.test/live/key0007secret"
+    assert first.playback_url == VALID["playback_url"]
+
+
+def test_sharded_secrets_stay_in_secrets() -> None:
+    values = sharded_values(streams=5)
+    objects, manifests = render(values)
+    keys = [f"key{i:04d}secret" for i in range(5)]
+    for obj in objects:
+        visible = copy.deepcopy(obj)
+        if obj["kind"] == "Secret":
+            visible.pop("data", None)
+        text = yaml.safe_dump(visible)
+        for key in keys:
+            assert key not in text, f"{obj['kind']}/{obj['metadata']['name']} exposes {key}"
+    assert not any(key in text for key in keys for text in manifests.values())
+    [config_map] = of_kind(objects, "ConfigMap")
+    entries = yaml.safe_load(config_map["data"]["streams.yaml"])["streams"]
+    assert entries[3]["injest_url"] == "${STREAM_3_INJEST_URL}"
+    secret = by_name(objects, "Secret", "mon-streamer-streams")
+    assert base64.b64decode(secret["data"]["STREAM_3_INJEST_URL"]).decode().endswith(keys[3])
+    c = container(statefulset(objects))
+    assert c["envFrom"] == [{"secretRef": {"name": "mon-streamer-streams"}}]
+
+
+def test_sharded_existing_secrets_and_livepeer_streams(tmp_path: Path) -> None:
+    values = {
+        "layout": "sharded",
+        "replicas": 2,
+        "streams": [
+            {"name": "own-urls", "existingSecret": "lon-urls"},
+            livepeer_stream(apiKey="per-stream-key-123456"),
+            {**livepeer_stream(existingSecret="team-keys", existingSecretKey="k"), "name": "team"},
+            {**livepeer_stream(), "name": "shared-key"},
+        ],
+        "livepeer": {"existingSecret": "shared-keys"},
+    }
+    objects, _ = render(values)
+    for obj in objects:
+        kubernetes_validate.validate(obj, KUBE_VERSION, strict=True)
+    sts = statefulset(objects)
+    # Without a ServiceMonitor the headless Service is still there: the StatefulSet needs it.
+    assert by_name(objects, "Service", sts["spec"]["serviceName"])["spec"]["clusterIP"] == "None"
+    env = {e["name"]: e for e in container(sts)["env"]}
+    assert env["STREAM_0_INJEST_URL"]["valueFrom"]["secretKeyRef"] == {
+        "name": "lon-urls",
+        "key": "INJEST_URL",
+    }
+    assert env["STREAM_2_LIVEPEER_API_KEY"]["valueFrom"]["secretKeyRef"] == {
+        "name": "team-keys",
+        "key": "k",
+    }
+    assert env["LIVEPEER_API_KEY"]["valueFrom"]["secretKeyRef"] == {
+        "name": "shared-keys",
+        "key": "LIVEPEER_API_KEY",
+    }
+    assert "LIVEPEER_SIGNING_KEY" not in env  # none configured
+    entries = yaml.safe_load(of_kind(objects, "ConfigMap")[0]["data"]["streams.yaml"])["streams"]
+    assert entries[1]["livepeer"]["api_key"] == "${STREAM_1_LIVEPEER_API_KEY}"
+    assert "api_key" not in entries[3]["livepeer"]
+    assert "apiKey" not in entries[1]["livepeer"]
+    # The monitor reads the file with what the kubelet would give it.
+    pod_env = {
+        "STREAM_0_INJEST_URL": "rtmp://i.example.test/live/k",
+        "STREAM_0_PLAYBACK_URL": VALID["playback_url"],
+        "STREAM_1_LIVEPEER_API_KEY": "per-stream-key-123456",
+        "STREAM_2_LIVEPEER_API_KEY": "team-key",
+    }
+    secret = by_name(objects, "Secret", "mon-streamer-streams")
+    assert base64.b64decode(secret["data"]["STREAM_1_LIVEPEER_API_KEY"]) == b"per-stream-key-123456"
+    path = tmp_path / "streams.yaml"
+    path.write_text(of_kind(objects, "ConfigMap")[0]["data"]["streams.yaml"])
+    config = load_file(path, pod_env)
+    keys = [s.livepeer.api_key for s in config.streams if s.livepeer is not None]
+    assert [k.get_secret_value() if k else None for k in keys] == [
+        "per-stream-key-123456",
+        "team-key",
+        None,  # from LIVEPEER_API_KEY
+    ]
+
+
+def test_per_stream_pod_settings_are_refused_in_the_sharded_layout() -> None:
+    values = sharded_values()
+    values["streams"][1]["resources"] = {"requests": {"cpu": "1"}}
+    with pytest.raises(helm.HelmRenderError, match='stream "sao-paulo" sets resources'):
+        render(values)
+
+
+def test_pod_disruption_budget() -> None:
+    objects, _ = render(sharded_values())
+    [pdb] = of_kind(objects, "PodDisruptionBudget")
+    assert pdb["spec"]["maxUnavailable"] == 1
+    pod_labels = statefulset(objects)["spec"]["template"]["metadata"]["labels"]
+    assert pdb["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+    values = sharded_values()
+    values["sharded"] = {"podDisruptionBudget": {"enabled": True, "maxUnavailable": "50%"}}
+    [pdb] = of_kind(render(values)[0], "PodDisruptionBudget")
+    assert pdb["spec"]["maxUnavailable"] == "50%"
+    kubernetes_validate.validate(pdb, KUBE_VERSION, strict=True)
+    values["sharded"] = {"podDisruptionBudget": {"enabled": False}}
+    assert of_kind(render(values)[0], "PodDisruptionBudget") == []
+
+
+def test_the_default_layout_is_unchanged(rendered: tuple[list[Obj], dict[str, str]]) -> None:
+    objects, _ = rendered
+    assert of_kind(objects, "StatefulSet") == of_kind(objects, "PodDisruptionBudget") == []
+    for d in of_kind(objects, "Deployment"):
+        names = {e["name"] for e in container(d)["env"]}
+        assert not names & {*SHARD_ENV_VARS, "STREAMER_DECODE_MODE"}
+
+
+def test_sharded_alert_state_per_pod() -> None:
+    objects, _ = render(sharded_values())
+    sts = statefulset(objects)
+    volumes = {v["name"]: v for v in sts["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["alert-state"]["emptyDir"] == {"sizeLimit": "16Mi"}
+    assert "volumeClaimTemplates" not in sts["spec"]
+
+    values = sharded_values()
+    values["alertState"] = {"persistence": {"enabled": True, "storageClass": "fast-ssd"}}
+    objects, _ = render(values)
+    sts = statefulset(objects)
+    kubernetes_validate.validate(sts, KUBE_VERSION, strict=True)
+    assert of_kind(objects, "PersistentVolumeClaim") == []  # the StatefulSet makes them
+    [claim] = sts["spec"]["volumeClaimTemplates"]
+    assert claim["metadata"]["name"] == "alert-state"
+    assert claim["spec"]["storageClassName"] == "fast-ssd"
+    assert claim["spec"]["resources"]["requests"]["storage"] == "64Mi"
+    c = container(sts)
+    volume_names = {v["name"] for v in sts["spec"]["template"]["spec"]["volumes"]}
+    assert "alert-state" not in volume_names  # the claim template provides it
+    mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
+    env = {e["name"]: e.get("value") for e in c["env"]}
+    settings = AlertSettings.from_env({k: v for k, v in env.items() if v is not None})
+    assert settings.state_file is not None
+    assert str(settings.state_file.parent) == mounts["alert-state"]
+
+
+def test_network_policy_covers_the_shard_pods() -> None:
+    values = sharded_values()
+    values["networkPolicy"] = {"enabled": True}
+    objects, _ = render(values)
+    [policy] = of_kind(objects, "NetworkPolicy")
+    pod_labels = statefulset(objects)["spec"]["template"]["metadata"]["labels"]
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= pod_labels.items()
+    assert egress_allows(policy, "203.0.113.7", 1935)
+    assert not egress_allows(policy, "169.254.169.254", 80)
+
+
+def shard_resources(streams: int, replicas: int, **extra: Any) -> Obj:
+    objects, _ = render(sharded_values(streams=streams, replicas=replicas, **extra))
+    resources: Obj = container(statefulset(objects))["resources"]
+    return resources
+
+
+@pytest.mark.parametrize(
+    ("streams", "replicas", "mode", "cpu", "memory", "limit"),
+    [
+        # docs/scale.md: base + per stream x ceil(streams / replicas).
+        (12, 3, "keyframe", "82m", "154Mi", "512Mi"),
+        (12, 3, "", "170m", "154Mi", "512Mi"),  # the default decode mode: full
+        (100, 1, "keyframe", "850m", "250Mi", "512Mi"),
+        (1000, 10, "keyframe", "850m", "250Mi", "512Mi"),
+        (1000, 34, "", "950m", "180Mi", "512Mi"),
+        (1000, 3, "keyframe", "2722m", "484Mi", "968Mi"),
+    ],
+)
+def test_shard_requests_are_sized_from_the_streams_per_pod(
+    streams: int, replicas: int, mode: str, cpu: str, memory: str, limit: str
+) -> None:
+    resources = shard_resources(streams, replicas, decodeMode=mode)
+    assert resources == {"requests": {"cpu": cpu, "memory": memory}, "limits": {"memory": limit}}
+
+
+def test_shard_resources_can_be_set_and_decode_mode_reaches_the_pod() -> None:
+    given = {"requests": {"cpu": "2", "memory": "1Gi"}, "limits": {"memory": "2Gi"}}
+    assert shard_resources(12, 3, sharded={"resources": given}) == given
+    objects, _ = render(sharded_values(decodeMode="keyframe"))
+    env = {e["name"]: e.get("value") for e in container(statefulset(objects))["env"]}
+    assert env["STREAMER_DECODE_MODE"] == "keyframe"
+    objects, _ = render({**ci_values(), "decodeMode": "keyframe"})
+    for d in of_kind(objects, "Deployment"):
+        assert env_of(d)["STREAMER_DECODE_MODE"]["value"] == "keyframe"
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"layout": "Sharded"}, "layout"),
+        ({"layout": "perPod"}, "layout"),
+        ({"replicas": 0}, "replicas"),
+        ({"replicas": -1}, "replicas"),
+        ({"replicas": "3"}, "replicas"),
+        ({"replicas": 2.5}, "replicas"),
+        ({"replicas": 1025}, "replicas"),
+        ({"decodeMode": "fast"}, "decodeMode"),
+        ({"sharded": {"replica": 3}}, "replica"),
+        ({"sharded": {"podDisruptionBudget": {"maxUnavailable": 0}}}, "maxUnavailable"),
+        ({"sharded": {"podDisruptionBudget": {"maxUnavailable": "0%"}}}, "maxUnavailable"),
+        ({"sharded": {"sizing": {"baseMemoryMi": 0}}}, "baseMemoryMi"),
+        ({"sharded": {"sizing": {"cpuMillisPerStream": {"fast": 1}}}}, "fast"),
+    ],
+    ids=[
+        "layout-case",
+        "layout-unknown",
+        "replicas-zero",
+        "replicas-negative",
+        "replicas-string",
+        "replicas-fraction",
+        "replicas-too-many",
+        "decode-mode",
+        "sharded-typo",
+        "pdb-zero",
+        "pdb-zero-percent",
+        "sizing-zero",
+        "sizing-unknown-mode",
+    ],
+)
+def test_schema_rejects_bad_shard_settings(values: dict[str, Any], message: str) -> None:
+    with helm.Chart.load(CHART) as chart:
+        with pytest.raises(helm.HelmValuesError, match=message):
+            chart.validate_schema({**ci_values(), **values})
+        with pytest.raises(helm.HelmError):
+            chart.render({**ci_values(), **values}, name=RELEASE, namespace=NAMESPACE)

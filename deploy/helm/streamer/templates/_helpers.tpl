@@ -229,3 +229,93 @@ LIVEPEER_SIGNING_KEY: {{ $lp.signingKey | b64enc | quote }}
 - name: ALERT_AFTER_FAILURES
   value: {{ $n.alertAfterFailures | toString | quote }}
 {{- end -}}
+
+{{/*
+The sharded layout: every stream of .Values.streams in one streams file, with the stream's
+secrets as ${STREAM_<i>_...} references (i: its position in the list). Returns YAML with
+`config` (the streams file), `secretData` (base64 data of the chart-created Secret: the URLs
+and per-stream API keys given as values), `secretEnv` (EnvVars from Secrets the user manages)
+and `globalApiKey` (true when an API-mode stream uses the release-wide key).
+*/}}
+{{- define "streamer.sharded" -}}
+{{- $root := . -}}
+{{- $entries := list -}}
+{{- $secretData := dict -}}
+{{- $secretEnv := list -}}
+{{- $globalApiKey := false -}}
+{{- $seen := dict -}}
+{{- range $i, $stream := .Values.streams -}}
+{{- $s := include "streamer.stream" (dict "root" $root "stream" $stream) | fromYaml -}}
+{{- if hasKey $seen $s.name -}}
+{{- fail (printf "streams: the name %q is used twice; stream names must be unique" $s.name) -}}
+{{- end -}}
+{{- $_ := set $seen $s.name true -}}
+{{- range $key := list "resources" "nodeSelector" "tolerations" "affinity" "extraEnv" "podAnnotations" -}}
+{{- if hasKey $stream $key -}}
+{{- fail (printf "stream %q sets %s, which layout sharded cannot apply to one stream: set it chart-wide (sharded.resources for resources)" $s.name $key) -}}
+{{- end -}}
+{{- end -}}
+{{- $prefix := printf "STREAM_%d_" $i -}}
+{{- $entry := dict "name" $s.name "duration" $s.duration "grace_period" $s.gracePeriod "injest_region" $s.ingestRegion "playback_region" $s.playbackRegion -}}
+{{- if eq $s.mode "url" -}}
+{{- $_ := set $entry "injest_url" (printf "${%sINJEST_URL}" $prefix) -}}
+{{- $_ := set $entry "playback_url" (printf "${%sPLAYBACK_URL}" $prefix) -}}
+{{- if $s.createSecret -}}
+{{- $_ := set $secretData (printf "%sINJEST_URL" $prefix) ($s.ingestUrl | b64enc) -}}
+{{- $_ := set $secretData (printf "%sPLAYBACK_URL" $prefix) ($s.playbackUrl | b64enc) -}}
+{{- else -}}
+{{- range $key := list "INJEST_URL" "PLAYBACK_URL" -}}
+{{- $secretEnv = append $secretEnv (dict "name" (printf "%s%s" $prefix $key) "valueFrom" (dict "secretKeyRef" (dict "name" $s.secretName "key" $key))) -}}
+{{- end -}}
+{{- end -}}
+{{- else -}}
+{{- $given := default dict $stream.livepeer -}}
+{{- $lp := omit $given "apiKey" "existingSecret" "existingSecretKey" -}}
+{{- $ownKey := or $given.apiKey $given.existingSecret -}}
+{{- if $ownKey -}}
+{{- $_ := set $lp "api_key" (printf "${%sLIVEPEER_API_KEY}" $prefix) -}}
+{{- if $given.existingSecret -}}
+{{- $secretEnv = append $secretEnv (dict "name" (printf "%sLIVEPEER_API_KEY" $prefix) "valueFrom" (dict "secretKeyRef" (dict "name" $s.apiKeySecretName "key" $s.apiKeySecretKey))) -}}
+{{- else -}}
+{{- $_ := set $secretData (printf "%sLIVEPEER_API_KEY" $prefix) ($s.streamApiKey | b64enc) -}}
+{{- end -}}
+{{- else -}}
+{{- $globalApiKey = true -}}
+{{- end -}}
+{{- $_ := set $entry "livepeer" $lp -}}
+{{- end -}}
+{{- range $key := list "expected_renditions" "checks" "startup_timeout" "connect_timeout" "drain_timeout" "clip" -}}
+{{- if hasKey $stream $key -}}
+{{- $_ := set $entry $key (get $stream $key) -}}
+{{- end -}}
+{{- end -}}
+{{- $entries = append $entries $entry -}}
+{{- end -}}
+config: {{ toYaml (dict "streams" $entries) | quote }}
+secretData: {{ toJson $secretData }}
+secretEnv: {{ toJson $secretEnv }}
+globalApiKey: {{ $globalApiKey }}
+{{- end -}}
+
+{{/*
+The sharded layout's per-pod resources: sharded.resources, or sized from the streams per pod
+(docs/scale.md): CPU base + per stream (by decode mode), memory base + per stream, the
+memory limit twice the request (at least sizing.minMemoryLimitMi), no CPU limit.
+*/}}
+{{- define "streamer.shardResources" -}}
+{{- $v := .Values -}}
+{{- if $v.sharded.resources -}}
+{{- toYaml $v.sharded.resources -}}
+{{- else -}}
+{{- $z := $v.sharded.sizing -}}
+{{- $perPod := div (add (len $v.streams) (sub $v.replicas 1)) $v.replicas -}}
+{{- $cpuPerStream := ternary $z.cpuMillisPerStream.keyframe $z.cpuMillisPerStream.full (eq $v.decodeMode "keyframe") -}}
+{{- $cpu := add $z.baseCpuMillis (mul $cpuPerStream $perPod) -}}
+{{- $memory := add $z.baseMemoryMi (mul $z.memoryMiPerStream $perPod) -}}
+requests:
+  cpu: {{ printf "%dm" (int $cpu) }}
+  memory: {{ printf "%dMi" (int $memory) }}
+limits:
+  memory: {{ printf "%dMi" (int (max $z.minMemoryLimitMi (mul 2 $memory))) }}
+{{- end -}}
+{{- end -}}
