@@ -57,6 +57,9 @@ class FirstSegment:
     rendition: str
     startup_latency_seconds: float
     at: float
+    # False for a protocol played beside the session's own (its startup is counted here;
+    # the session's own is counted from SessionEnded).
+    primary: bool = True
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -138,6 +141,57 @@ class CheckObserved:
 
 
 @dataclass(frozen=True, kw_only=True)
+class FramesPlayed:
+    """Frames a viewer got one by one (WebRTC), each with its glass-to-glass latency: when
+    it was decoded - when it was sent."""
+
+    labels: StreamLabels
+    session_id: str
+    rendition: str
+    latencies_seconds: tuple[float, ...]
+    at: float
+
+
+@dataclass(frozen=True)
+class ConnectTime:
+    """ICE and DTLS done: from the answer to a connected transport."""
+
+    seconds: float
+
+
+@dataclass(frozen=True)
+class FreezeEnded:
+    """No new frame for at least the freeze threshold, then frames again (or the end)."""
+
+    rendition: str
+    seconds: float
+
+
+@dataclass(frozen=True)
+class TransportStats:
+    """Receiver statistics (RTCStats of the inbound RTP streams) since the previous sample:
+    counts are increments. aiortc keeps no NACK, PLI or round-trip counts for a receiver."""
+
+    kind: Literal["video", "audio"]
+    packets_received: int
+    packets_lost: int
+    jitter_seconds: float  # interarrival jitter (RFC 3550), the latest
+
+
+Measurement = ConnectTime | FreezeEnded | TransportStats
+
+
+@dataclass(frozen=True, kw_only=True)
+class PlaybackMeasured:
+    """A measurement of the playback's transport (WebRTC today), labelled by protocol."""
+
+    labels: StreamLabels
+    session_id: str
+    measurement: Measurement
+    at: float
+
+
+@dataclass(frozen=True, kw_only=True)
 class SessionEnded:
     labels: StreamLabels
     session_id: str
@@ -157,6 +211,8 @@ Event = (
     | RequestFailed
     | PlaybackAnomaly
     | CheckObserved
+    | FramesPlayed
+    | PlaybackMeasured
     | SessionEnded
 )
 

@@ -63,3 +63,19 @@ def place(
         newest_frame=newest,
         newest_sent_at=sent_at if sent_at is not None else send_log.sent_at(resolved),
     )
+
+
+def frame_latencies(
+    analysis: SegmentAnalysis, frame_times: tuple[float, ...], send_log: SendLog
+) -> tuple[float, ...]:
+    """Glass-to-glass latency of every readable frame of a unit whose frames were seen one
+    by one (WebRTC): when it was seen (`frame_times`, wall clock) - when it was sent."""
+    latencies = []
+    for code, seen_at in zip(analysis.timecodes, frame_times, strict=False):
+        if code is None:
+            continue
+        resolved = send_log.resolve(code, seen_at)
+        sent_at = send_log.sent_at(resolved) if resolved is not None else None
+        if sent_at is not None:
+            latencies.append(seen_at - sent_at)
+    return tuple(latencies)

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,8 +37,11 @@ from streamer.events import (
     CheckObserved,
     EventSink,
     FirstSegment,
+    FramesPlayed,
+    Measurement,
     Outcome,
     PlaybackAnomaly,
+    PlaybackMeasured,
     PublishConnected,
     RenditionDiscovered,
     RequestFailed,
@@ -46,7 +50,7 @@ from streamer.events import (
     SessionStarted,
     StreamLabels,
 )
-from streamer.placement import Placement, Unplaced, place
+from streamer.placement import Placement, Unplaced, frame_latencies, place
 from streamer.playback.base import Playback, PlaybackOptions
 from streamer.playback.fetch import Fetcher, FetchPolicy
 from streamer.playback.follower import MEDIA_PLAYLIST, SegmentFetch
@@ -65,6 +69,9 @@ from streamer.urls import InvalidURLError
 log = logging.getLogger(__name__)
 
 _TICK_SECONDS = 0.25
+# What units of frames received one by one (WebRTC) are checked for: what a viewer sees
+# and hears. Their "segments" are the session's own batches, with no playlist behind them.
+FRAME_CHECKS = frozenset({"frozen_video", "frame_drop", "audio_missing", "av_desync"})
 _STOP_AHEAD_SECONDS = 0.1  # more than the publisher's 50 ms send batches
 
 
@@ -78,6 +85,11 @@ class SessionSettings:
     playback_headers: Callable[[], Mapping[str, str]] | None = None
     provisioner: Provisioner | None = None
     playback_protocol: str = DEFAULT_PLAYBACK_PROTOCOL
+    # Several protocols played at once, each measured under its own `playback_protocol`
+    # label (the first is the session's own: its startup latency); empty: the one above.
+    playback_protocols: tuple[str, ...] = ()
+    ice_servers: tuple[str, ...] = ()  # WebRTC: STUN/TURN servers; none by default
+    freeze_ms: float = 500.0  # WebRTC: no new frame this long is reported as frozen_video
     startup_timeout_seconds: float = 30.0
     connect_timeout_seconds: float = 10.0
     io_timeout_seconds: float = 10.0
@@ -89,6 +101,10 @@ class SessionSettings:
     max_renditions: int = 16  # followed at most; a master may list thousands
     checks: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     faults: FaultInjection | None = None
+
+    @property
+    def protocols(self) -> tuple[str, ...]:
+        return self.playback_protocols or (self.playback_protocol,)
 
     def target_provisioner(self) -> Provisioner:
         if self.provisioner is not None:
@@ -102,6 +118,68 @@ class SessionSettings:
                 headers=self.playback_headers,
             )
         )
+
+
+class _Lane:
+    """One playback protocol of a session: the observer its playback reports to. Forwards
+    to the session, which labels what it emits meanwhile with this protocol."""
+
+    def __init__(self, session: Session, protocol: str, labels: StreamLabels) -> None:
+        self.session = session
+        self.protocol = protocol
+        self.labels = labels
+        self.playback: Playback | None = None
+        self.first_unit_at: float | None = None
+        self.startup_reported = False
+
+    @contextlib.contextmanager
+    def active(self) -> Iterator[None]:
+        previous, self.session._active = self.session._active, self
+        try:
+            yield
+        finally:
+            self.session._active = previous
+
+    def on_rendition(
+        self, name: str, resolution: str | None, codecs: str | None, bandwidth: int | None
+    ) -> None:
+        self.session._rendition_lanes[name] = self
+        with self.active():
+            self.session.on_rendition(name, resolution, codecs, bandwidth)
+
+    def on_rendition_retired(self, name: str) -> None:
+        with self.active():
+            self.session.on_rendition_retired(name)
+
+    def on_master(self, master: MasterPlaylist, names: list[str], at: float) -> None:
+        with self.active():
+            self.session.on_master(master, names, at)
+
+    def on_recovered(self, rendition: str | None, source: str) -> None:
+        with self.active():
+            self.session.on_recovered(rendition, source)
+
+    def on_playlist(self, rendition: str, playlist: MediaPlaylist, fetched_at: float) -> None:
+        with self.active():
+            self.session.on_playlist(rendition, playlist, fetched_at)
+
+    def on_segment(self, fetch: SegmentFetch) -> None:
+        with self.active():
+            self.session.on_segment(fetch)
+
+    def on_error(
+        self, rendition: str | None, kind: str, detail: str, source: str | None = None
+    ) -> None:
+        with self.active():
+            self.session.on_error(rendition, kind, detail, source)
+
+    def on_anomaly(self, rendition: str | None, anomaly: str) -> None:
+        with self.active():
+            self.session.on_anomaly(rendition, anomaly)
+
+    def on_measurement(self, measurement: Measurement) -> None:
+        with self.active():
+            self.session.on_measurement(measurement)
 
 
 class Session:
@@ -123,8 +201,16 @@ class Session:
         self._failed_kinds: list[str] = []
         self._storms = ErrorStorms()
         self._startup_until: float | None = None  # monotonic end of the startup window
-        self._first_segment_at: float | None = None
         self._startup_latency: float | None = None
+        self._lanes = {
+            protocol: _Lane(
+                self, protocol, dataclasses.replace(settings.labels, playback_protocol=protocol)
+            )
+            for protocol in settings.protocols
+        }
+        self._primary = self._lanes[settings.protocols[0]]
+        self._active: _Lane | None = None  # the lane whose playback is reporting now
+        self._rendition_lanes: dict[str, _Lane] = {}
         self._seen_renditions: set[str] = set()
         self._newest_frame: dict[str, int] = {}
         self._ingest: Ingest | None = None
@@ -134,13 +220,21 @@ class Session:
 
     # -- events -----------------------------------------------------------------------------
 
+    def _lane(self, rendition: str | None = None) -> _Lane:
+        """The protocol an event belongs to: the reporting playback's, else the
+        rendition's, else the session's own."""
+        if self._active is not None:
+            return self._active
+        lane = self._rendition_lanes.get(rendition) if rendition is not None else None
+        return lane or self._primary
+
     def _emit_failure(self, kind: str, rendition: str | None, detail: str) -> None:
         self._failures += 1
         if kind not in self._failed_kinds:
             self._failed_kinds.append(kind)
         self._sink.handle(
             CheckFailed(
-                labels=self._labels,
+                labels=self._lane(rendition).labels,
                 session_id=self.session_id,
                 kind=kind,
                 rendition=rendition,
@@ -153,7 +247,7 @@ class Session:
         """Something counted (e.g. a repeated frame), never failing the session."""
         self._sink.handle(
             CheckObserved(
-                labels=self._labels,
+                labels=self._lane(observation.rendition).labels,
                 session_id=self.session_id,
                 kind=observation.kind,
                 rendition=observation.rendition,
@@ -163,8 +257,12 @@ class Session:
             )
         )
 
-    def _run_checks(self, hook: Callable[[Check], Sequence[Finding]]) -> None:
+    def _run_checks(
+        self, hook: Callable[[Check], Sequence[Finding]], only: frozenset[str] | None = None
+    ) -> None:
         for check in self._checks:
+            if only is not None and check.name not in only:
+                continue
             try:
                 findings = hook(check)
             except Exception:
@@ -272,9 +370,14 @@ class Session:
             self._sink.handle(
                 PublishConnected(labels=self._labels, session_id=self.session_id, at=started)
             )
-            self.playback = self._open_playback(target, fetcher, started)
+            self._open_playbacks(target, fetcher, started)
+            self.playback = self._primary.playback
             background = [
-                asyncio.create_task(self.playback.run(), name="playback"),
+                *(
+                    asyncio.create_task(lane.playback.run(), name=f"playback-{lane.protocol}")
+                    for lane in self._lanes.values()
+                    if lane.playback is not None
+                ),
                 asyncio.create_task(self._tick(started), name="tick"),
             ]
             # Asked to stop a little before the deadline, the publisher ends right before the
@@ -286,7 +389,7 @@ class Session:
             ingest.stop()
             await self._finish_publish(publish_task)
             self.context.publish_stopped_at = time.time()
-            await self._drain(self.playback)
+            await self._drain()
             self._report_storms(self._storms.end())
             self._run_checks(lambda c: c.on_end(time.time()))
             self._report_startup_timeout()
@@ -302,7 +405,7 @@ class Session:
                 await publish_task
             await fetcher.close()
 
-    def _open_playback(self, target: Target, fetcher: Fetcher, started: float) -> Playback:
+    def _open_playbacks(self, target: Target, fetcher: Fetcher, started: float) -> None:
         settings = self.settings
         # The startup deadline on the monotonic clock: a wall-clock step must not move it.
         remaining = started + settings.startup_timeout_seconds - time.time()
@@ -312,21 +415,26 @@ class Session:
             max_renditions=settings.max_renditions,
             gop_seconds=self._clip.gop_seconds,
             startup_deadline=self._startup_until,
+            ice_servers=settings.ice_servers,
+            freeze_ms=settings.freeze_ms,
         )
-        return open_playback(
-            settings.playback_protocol, target.playback_url, fetcher, self, options
-        )
+        for protocol, lane in self._lanes.items():
+            url = target.playback_url_for(protocol)
+            lane.playback = open_playback(protocol, url, fetcher, lane, options)
 
     def _report_startup_timeout(self) -> None:
-        if self._first_segment_at is not None or "startup_timeout" in self._failed_kinds:
-            return
-        last = self.playback.last_error if self.playback is not None else None
-        self._emit_failure(
-            "startup_timeout",
-            None,
-            "no segment of this session was ever playable"
-            + (f" (last answer: {last})" if last else ""),
-        )
+        for lane in self._lanes.values():
+            if lane.first_unit_at is not None or lane.startup_reported:
+                continue
+            lane.startup_reported = True
+            last = lane.playback.last_error if lane.playback is not None else None
+            with lane.active():
+                self._emit_failure(
+                    "startup_timeout",
+                    None,
+                    "no segment of this session was ever playable"
+                    + (f" (last answer: {last})" if last else ""),
+                )
 
     async def _wait_connected(
         self, publish_task: asyncio.Task[None], connected: asyncio.Event
@@ -360,23 +468,32 @@ class Session:
         except TimeoutError:
             publish_task.cancel()
 
-    async def _drain(self, playback: Playback) -> None:
-        """Lets the playback pick up the last units after publishing stopped."""
+    def _renditions(self) -> dict[str, bool]:
+        """Every playback's renditions (their names are distinct across protocols)."""
+        renditions: dict[str, bool] = {}
+        for lane in self._lanes.values():
+            if lane.playback is not None:
+                renditions.update(lane.playback.renditions())
+        return renditions
+
+    async def _drain(self) -> None:
+        """Lets the playbacks pick up the last units after publishing stopped."""
         assert self._ingest is not None
         last_sent = self._ingest.send_log.frames_sent - 1
         # The last partial GOP may never be packaged: one GOP short counts as complete.
         wanted = last_sent - self._clip.gop_frames
         deadline = time.monotonic() + self.settings.drain_timeout_seconds
-        while time.monotonic() < deadline and playback.renditions():
+        while time.monotonic() < deadline and self._renditions():
             if all(
                 self._newest_frame.get(name, -1) >= wanted or ended
-                for name, ended in playback.renditions().items()
+                for name, ended in self._renditions().items()
             ):
                 break
             await asyncio.sleep(0.1)
+        playbacks = [lane.playback for lane in self._lanes.values() if lane.playback is not None]
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(max(0.5, deadline - time.monotonic())):
-                await playback.wait_downloads()
+                await asyncio.gather(*(playback.wait_downloads() for playback in playbacks))
 
     async def _tick(self, started: float) -> None:
         deadline = started + self.settings.startup_timeout_seconds
@@ -384,14 +501,19 @@ class Session:
         while True:
             await asyncio.sleep(_TICK_SECONDS)
             now = time.time()
-            if not reported and self._first_segment_at is None and now > deadline:
+            if not reported and now > deadline:
                 reported = True
-                self._emit_failure(
-                    "startup_timeout",
-                    None,
-                    f"no playable segment {self.settings.startup_timeout_seconds:g}s"
-                    " after publishing started",
-                )
+                for lane in self._lanes.values():
+                    if lane.first_unit_at is not None:
+                        continue
+                    lane.startup_reported = True
+                    with lane.active():
+                        self._emit_failure(
+                            "startup_timeout",
+                            None,
+                            f"no playable segment {self.settings.startup_timeout_seconds:g}s"
+                            " after publishing started",
+                        )
             self._run_checks(lambda c, now=now: c.on_tick(now))  # type: ignore[misc]
 
     # -- PlaybackObserver: what the playback saw ------------------------------------------------
@@ -403,7 +525,7 @@ class Session:
             self.context.retired_renditions.discard(name)
         self._sink.handle(
             RenditionDiscovered(
-                labels=self._labels,
+                labels=self._lane(name).labels,
                 session_id=self.session_id,
                 rendition=name,
                 resolution=resolution,
@@ -440,7 +562,7 @@ class Session:
             return
         self._sink.handle(
             RequestFailed(
-                labels=self._labels,
+                labels=self._lane(rendition).labels,
                 session_id=self.session_id,
                 rendition=rendition,
                 kind=kind,
@@ -460,10 +582,20 @@ class Session:
     def on_anomaly(self, rendition: str | None, anomaly: str) -> None:
         self._sink.handle(
             PlaybackAnomaly(
-                labels=self._labels,
+                labels=self._lane(rendition).labels,
                 session_id=self.session_id,
                 rendition=rendition,
                 anomaly=anomaly,
+                at=time.time(),
+            )
+        )
+
+    def on_measurement(self, measurement: Measurement) -> None:
+        self._sink.handle(
+            PlaybackMeasured(
+                labels=self._lane().labels,
+                session_id=self.session_id,
+                measurement=measurement,
                 at=time.time(),
             )
         )
@@ -485,9 +617,12 @@ class Session:
         assert self._ingest is not None
         placed = place(analysis, self._ingest.send_log, fetch.listed_at, self._clip.fps)
         if isinstance(placed, Placement):
+            self._seen_renditions.add(fetch.rendition)
             self._newest_frame[fetch.rendition] = max(
                 self._newest_frame.get(fetch.rendition, -1), placed.newest_frame
             )
+            if fetch.frame_times:
+                self._frames_played(fetch)
         elif placed is Unplaced.FOREIGN or fetch.first_listing:
             # Readable but never sent before it was listed, or unreadable in the first
             # playlist seen: an earlier session's segment, or cannot tell.
@@ -507,7 +642,7 @@ class Session:
         sent_at = placed.newest_sent_at if isinstance(placed, Placement) else None
         self._sink.handle(
             SegmentObserved(
-                labels=self._labels,
+                labels=self._lane(fetch.rendition).labels,
                 session_id=self.session_id,
                 rendition=fetch.rendition,
                 sequence=fetch.segment.sequence,
@@ -531,21 +666,42 @@ class Session:
             newest_frame=placed.newest_frame if isinstance(placed, Placement) else None,
             newest_frame_sent_at=sent_at,
         )
-        self._run_checks(lambda c: c.on_segment(record))
+        if fetch.frame_times:  # frames one by one: no segment, playlist or PTS to check
+            self._run_checks(lambda c: c.on_segment(record), only=FRAME_CHECKS)
+        else:
+            self._run_checks(lambda c: c.on_segment(record))
+
+    def _frames_played(self, fetch: SegmentFetch) -> None:
+        assert self._ingest is not None and fetch.analysis is not None
+        latencies = frame_latencies(fetch.analysis, fetch.frame_times, self._ingest.send_log)
+        if latencies:
+            self._sink.handle(
+                FramesPlayed(
+                    labels=self._lane(fetch.rendition).labels,
+                    session_id=self.session_id,
+                    rendition=fetch.rendition,
+                    latencies_seconds=latencies,
+                    at=fetch.listed_at,
+                )
+            )
 
     def _first_playable(self, fetch: SegmentFetch) -> None:
-        if self._first_segment_at is not None or self.context is None:
+        lane = self._lane(fetch.rendition)
+        if lane.first_unit_at is not None or self.context is None:
             return
         started = self.context.publish_started_at
         assert started is not None
-        self._first_segment_at = fetch.listed_at
-        self._startup_latency = fetch.listed_at - started
+        lane.first_unit_at = fetch.listed_at
+        startup = fetch.listed_at - started
+        if lane is self._primary:
+            self._startup_latency = startup
         self._sink.handle(
             FirstSegment(
-                labels=self._labels,
+                labels=lane.labels,
                 session_id=self.session_id,
                 rendition=fetch.rendition,
-                startup_latency_seconds=self._startup_latency,
+                startup_latency_seconds=startup,
                 at=fetch.listed_at,
+                primary=lane is self._primary,
             )
         )

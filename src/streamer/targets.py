@@ -33,6 +33,13 @@ class Target:
     playback_url: str
     headers: Callable[[], Mapping[str, str]] | None = None  # sent with playback requests
     secrets: tuple[str, ...] = ()  # values never to be shown (stream keys)
+    whep_url: str | None = None  # WebRTC playback (WHEP), when it has its own endpoint
+
+    def playback_url_for(self, protocol: str) -> str:
+        """The URL a playback protocol plays: the WHEP endpoint for WebRTC, when given."""
+        if protocol == "webrtc" and self.whep_url:
+            return self.whep_url
+        return self.playback_url
 
     def masked(self) -> tuple[str, str]:
         """(ingest, playback) as they may be shown: keys and tokens masked."""

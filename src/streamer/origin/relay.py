@@ -22,7 +22,7 @@ import socket
 import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from streamer.origin.ladder import PLAYLIST_SEGMENTS, SEGMENT_SECONDS
 from streamer.origin.rtmp_chunks import ChunkError
@@ -37,6 +37,9 @@ from streamer.origin.rtmp_front import (
     refuse,
 )
 from streamer.origin.worker import PublishWorker, fresh_directory
+
+if TYPE_CHECKING:
+    from streamer.origin.webrtc import WhepHub
 
 log = logging.getLogger("streamer.origin")
 
@@ -80,8 +83,14 @@ def free_loopback_port() -> int:
 class PublishRelay:
     """asyncio's connection handler for the RTMP port; `close()` ends every publish."""
 
-    def __init__(self, hls_root: Path, retain_after_end: float = RETAIN_AFTER_END_S) -> None:
+    def __init__(
+        self,
+        hls_root: Path,
+        retain_after_end: float = RETAIN_AFTER_END_S,
+        whep: WhepHub | None = None,
+    ) -> None:
         self._hls_root = hls_root
+        self._whep = whep  # also serves each publish over WHEP
         self._retain_after_end = retain_after_end
         self._active_keys: set[str] = set()
         # Keys whose publisher has left while their transcoder finishes the files: the same
@@ -184,7 +193,10 @@ class PublishRelay:
         peer: str,
     ) -> None:
         exited = asyncio.Event()
-        worker = PublishWorker(free_loopback_port(), self._hls_root, key, _threadsafe(exited.set))
+        feed = self._whep.feed(key) if self._whep is not None else None
+        worker = PublishWorker(
+            free_loopback_port(), self._hls_root, key, _threadsafe(exited.set), feed
+        )
         worker.start()
         try:
             upstream_reader, upstream = await _connect_worker(worker)
@@ -218,6 +230,8 @@ class PublishRelay:
             await _close(upstream)
             self._writers.discard(upstream)
             await _worker_exit(exited)
+            if self._whep is not None:
+                self._whep.ended(key)
             _log_end(worker, key)
 
     def _schedule_removal(self, key: str) -> None:

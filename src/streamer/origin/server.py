@@ -1,7 +1,8 @@
 """`streamer origin`: a local live origin, RTMP in, an HLS ladder out, over HTTP.
 
 Publish to rtmp://HOST:RTMP_PORT/live/KEY (any app, any plain key); play
-http://HOST:HTTP_PORT/hls/KEY/index.m3u8. One asyncio loop runs the RTMP relay and the
+http://HOST:HTTP_PORT/hls/KEY/index.m3u8, or over WebRTC through WHEP at
+http://HOST:HTTP_PORT/whep/KEY (see webrtc.py). One asyncio loop runs the RTMP relay and the
 HTTP server; each accepted publish is transcoded in its own thread (see relay.py,
 worker.py). A finished session's files are removed a playlist's length after it ends.
 Runs until SIGTERM or SIGINT (or, started by the monitor, until the monitor is gone),
@@ -30,6 +31,8 @@ from aiohttp import web
 from streamer.exit_codes import EXIT_FAILURE, EXIT_OK
 from streamer.origin.http import hls_app
 from streamer.origin.relay import PublishRelay
+from streamer.origin.webrtc import WhepHub
+from streamer.webrtc.ice import is_loopback_url
 
 log = logging.getLogger("streamer.origin")
 
@@ -53,7 +56,8 @@ class Origin:
     def __init__(self, config: OriginConfig, root: Path) -> None:
         self.config = config
         self.hls_root = root
-        self._relay = PublishRelay(root)
+        self.whep = WhepHub(loopback=is_loopback_url(f"http://{config.host}/"))
+        self._relay = PublishRelay(root, whep=self.whep)
         self._rtmp: asyncio.Server | None = None
         self._http: web.AppRunner | None = None
 
@@ -62,7 +66,9 @@ class Origin:
         self._rtmp = await asyncio.start_server(
             self._relay.handle, self.config.host, self.config.rtmp_port
         )
-        self._http = web.AppRunner(hls_app(self.hls_root), access_log=None)
+        app = hls_app(self.hls_root)
+        self.whep.add_routes(app)
+        self._http = web.AppRunner(app, access_log=None)
         await self._http.setup()
         await web.TCPSite(self._http, self.config.host, self.config.http_port).start()
 
@@ -70,6 +76,7 @@ class Origin:
         if self._rtmp is not None:
             self._rtmp.close()
         await self._relay.close()
+        await self.whep.close()
         if self._http is not None:
             await self._http.cleanup()
 
@@ -84,9 +91,12 @@ async def run_origin(config: OriginConfig) -> int:
             await origin.stop()
             return EXIT_FAILURE
         log.info(
-            "listening: rtmp://%s:%d/live/<key> -> http://%s:%d/hls/<key>/index.m3u8",
+            "listening: rtmp://%s:%d/live/<key> -> http://%s:%d/hls/<key>/index.m3u8"
+            " and WHEP http://%s:%d/whep/<key>",
             config.host,
             config.rtmp_port,
+            config.host,
+            config.http_port,
             config.host,
             config.http_port,
         )
@@ -164,5 +174,8 @@ def origin_command(args: argparse.Namespace) -> int:
     # FFmpeg's own messages can name the stream key ("Unexpected stream KEY"): keep them
     # off; failures reach us as exceptions, and we log those with the key masked.
     av.logging.set_level(None)
+    # aiortc and aioice narrate every connectivity check at INFO.
+    for name in ("aioice", "aiortc"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     config = OriginConfig(host=args.host, rtmp_port=args.rtmp_port, http_port=args.http_port)
     return asyncio.run(run_origin(config))

@@ -13,11 +13,15 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import av
 from av.container import InputContainer
 
 from streamer.origin.ladder import HlsLadder
+
+if TYPE_CHECKING:
+    from streamer.origin.webrtc import MediaFeed
 
 log = logging.getLogger("streamer.origin")
 
@@ -37,9 +41,17 @@ class PublishWorker(threading.Thread):
     """Listens on a private loopback port for exactly one relayed publisher, whose stream
     key the relay has already accepted."""
 
-    def __init__(self, port: int, hls_root: Path, key: str, on_exit: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        port: int,
+        hls_root: Path,
+        key: str,
+        on_exit: Callable[[], None],
+        feed: MediaFeed | None = None,
+    ) -> None:
         super().__init__(name=f"origin-publish-{port}", daemon=True)
         self.port = port
+        self._feed = feed  # the WHEP output's, when the origin serves WHEP
         self._on_exit = on_exit  # called from this thread, last
         self._out_dir = hls_root / key  # emptied by the relay when it accepted the key
         self.started_at: float | None = None  # monotonic, when FFmpeg had the streams
@@ -79,8 +91,10 @@ class PublishWorker(threading.Thread):
             self.error = f"cannot start transcoding: {_describe(exc)}"
             return
         self.renditions = [f"{r.name} {r.width}x{r.height}" for r in ladder.renditions]
+        self._open_feed(source)
         try:
             for packet in source.demux():
+                self._feed_packet(packet)
                 ladder.push(packet)
         except EOFError:
             pass
@@ -95,6 +109,25 @@ class PublishWorker(threading.Thread):
         finally:
             self.frames = ladder.frames
             _finish(ladder)
+
+    def _open_feed(self, source: InputContainer) -> None:
+        if self._feed is None:
+            return
+        audio = source.streams.audio[0] if source.streams.audio else None
+        try:
+            self._feed.open(source.streams.video[0], audio)
+        except Exception as exc:  # the HLS output goes on regardless
+            log.warning("no WHEP output for this publish: %s", _describe(exc), exc_info=True)
+            self._feed = None
+
+    def _feed_packet(self, packet: av.Packet[av.stream.Stream]) -> None:
+        if self._feed is None:
+            return
+        try:
+            self._feed.push(packet)
+        except Exception as exc:  # the HLS output goes on regardless
+            log.warning("WHEP output stopped: %s", _describe(exc), exc_info=True)
+            self._feed = None
 
 
 def fresh_directory(path: Path) -> Path:

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+from streamer.events import Measurement
 from streamer.playback.follower import FollowerObserver
 from streamer.playback.playlist import MasterPlaylist
 
@@ -25,6 +26,8 @@ class PlaybackOptions:
     max_renditions: int = 16  # followed at most; a master may list thousands
     gop_seconds: float = 2.0  # the test signal's: a sanity check on declared durations
     startup_deadline: float = 0.0  # monotonic: until then, no answer yet is not a fault
+    ice_servers: tuple[str, ...] = ()  # WebRTC: STUN/TURN URLs; none contacted by default
+    freeze_ms: float = 500.0  # WebRTC: no new frame this long is a freeze
 
 
 class PlaybackObserver(FollowerObserver, Protocol):
@@ -46,6 +49,10 @@ class PlaybackObserver(FollowerObserver, Protocol):
 
     def on_recovered(self, rendition: str | None, source: str) -> None:
         """A request of `source` kind succeeded again (ends a run of failures)."""
+        ...
+
+    def on_measurement(self, measurement: Measurement) -> None:
+        """A transport measurement (WebRTC: connect time, a freeze, receiver stats)."""
         ...
 
 

@@ -67,6 +67,16 @@ class Fetched:
 
 
 @dataclass(frozen=True)
+class Answer:
+    """The answer to a request other than a GET (see Fetcher.exchange)."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+    url: URL  # after redirects: relative Locations resolve against it
+
+
+@dataclass(frozen=True)
 class FetchPolicy:
     timeout_seconds: float = 10.0  # the whole request, redirects included
     connect_timeout_seconds: float = 5.0
@@ -222,6 +232,70 @@ class Fetcher:
             ) from None
         except aiohttp.ClientPayloadError:
             raise FetchError("http_error", object_type, "truncated response body") from None
+        except aiohttp.ClientConnectorError as exc:
+            if isinstance(exc.os_error, _AddressRefusedError):
+                raise FetchRefusedError(object_type, str(exc.os_error)) from None
+            raise FetchError(
+                "http_error", object_type, f"cannot connect ({exc.os_error.__class__.__name__})"
+            ) from None
+        except aiohttp.ClientError as exc:
+            raise FetchError(
+                "http_error", object_type, f"request failed ({exc.__class__.__name__})"
+            ) from None
+
+    async def exchange(
+        self,
+        method: str,
+        url: str,
+        object_type: str,
+        *,
+        body: bytes | None = None,
+        content_type: str | None = None,
+        max_bytes: int = 1 << 20,
+    ) -> Answer:
+        """One request other than a GET (WHEP's POST, PATCH and DELETE), under the same
+        policy, limits and header rules; never retried (a POST creates a resource).
+        Redirects keep the method (307/308, as WHEP servers send them). Any status is
+        answered: the caller judges it."""
+        custom = dict(self._headers()) if self._headers else {}
+        try:
+            hop = URL(url)
+        except ValueError:
+            raise FetchError("http_error", object_type, "malformed URL", retryable=False) from None
+        origin = _origin(hop)
+        timeout = aiohttp.ClientTimeout(connect=self._policy.connect_timeout_seconds)
+        try:
+            async with asyncio.timeout(self._policy.timeout_seconds):
+                for _ in range(MAX_REDIRECTS + 1):
+                    self._check_hop(hop, object_type)
+                    self.requests += 1
+                    headers = custom if _origin(hop) == origin else {}
+                    if content_type is not None:
+                        headers = {**headers, "Content-Type": content_type}
+                    async with self._http().request(
+                        method,
+                        hop,
+                        data=body,
+                        timeout=timeout,
+                        headers=headers,
+                        allow_redirects=False,
+                    ) as response:
+                        if response.status in _REDIRECTS:
+                            hop = self._redirect_target(hop, response, object_type)
+                            continue
+                        data = await response.content.read(max_bytes + 1)
+                        if len(data) > max_bytes:
+                            raise FetchError(
+                                "http_error", object_type, f"body larger than {max_bytes} bytes"
+                            )
+                        return Answer(response.status, response.headers.copy(), data, hop)
+                raise FetchError("http_error", object_type, f"more than {MAX_REDIRECTS} redirects")
+        except TimeoutError:
+            raise FetchError(
+                "timeout",
+                object_type,
+                f"no complete answer within {self._policy.timeout_seconds:g}s",
+            ) from None
         except aiohttp.ClientConnectorError as exc:
             if isinstance(exc.os_error, _AddressRefusedError):
                 raise FetchRefusedError(object_type, str(exc.os_error)) from None

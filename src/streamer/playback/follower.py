@@ -62,6 +62,9 @@ class SegmentFetch:
     error_kind: str | None
     error_detail: str | None
     error_source: str | None = None  # the object a failed request was for ("segment", ...)
+    # Protocols that deliver frames one by one (WebRTC): when each frame of `analysis` was
+    # decoded (wall clock), for its glass-to-glass latency.
+    frame_times: tuple[float, ...] = ()
 
 
 class FollowerObserver(Protocol):

@@ -7,10 +7,11 @@ from collections.abc import Callable
 from streamer.playback.base import Playback, PlaybackObserver, PlaybackOptions
 from streamer.playback.fetch import Fetcher
 from streamer.playback.hls import HlsPlayback
+from streamer.playback.webrtc import WebRtcPlayback
 
 PlaybackFactory = Callable[[str, Fetcher, PlaybackObserver, PlaybackOptions], Playback]
 
-PLAYBACK_PROTOCOLS: dict[str, PlaybackFactory] = {"hls": HlsPlayback}
+PLAYBACK_PROTOCOLS: dict[str, PlaybackFactory] = {"hls": HlsPlayback, "webrtc": WebRtcPlayback}
 DEFAULT_PLAYBACK_PROTOCOL = "hls"
 
 

@@ -8,14 +8,20 @@ from streamer import __version__
 from streamer.events import (
     CheckFailed,
     CheckObserved,
+    ConnectTime,
     Event,
+    FirstSegment,
+    FramesPlayed,
+    FreezeEnded,
     ObservationKind,
     PlaybackAnomaly,
+    PlaybackMeasured,
     RequestFailed,
     SegmentObserved,
     SessionEnded,
     SessionStarted,
     StreamLabels,
+    TransportStats,
 )
 
 STREAM_LABELS = (
@@ -27,6 +33,11 @@ STREAM_LABELS = (
 )
 STARTUP_BUCKETS = (0.25, 0.5, 0.75, 1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10, 15, 20, 30, 45, 60)
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 4, 5, 6, 8, 10, 15, 20, 30, 60)
+# Frame by frame (WebRTC): tens to hundreds of milliseconds, finer than a segment's.
+FRAME_LATENCY_BUCKETS = (
+    0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10,
+)  # fmt: skip
+CONNECT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10)
 DURATION_BUCKETS = (0.5, 1, 1.5, 1.9, 2.1, 2.5, 3, 4, 5, 6, 8, 10, 12)
 
 
@@ -122,6 +133,51 @@ class MetricsSink:
                 registry=r,
             ),
         }
+        self.frame_latency = Histogram(
+            "streamer_frame_latency_seconds",
+            "Glass-to-glass latency of every frame received one by one (WebRTC): frame sent "
+            "-> decoded; includes the receiver's jitter buffer (about one frame interval)",
+            (*STREAM_LABELS, "rendition"),
+            buckets=FRAME_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.webrtc_connect = Histogram(
+            "streamer_webrtc_connect_seconds",
+            "WebRTC ICE and DTLS: WHEP answer -> connected",
+            STREAM_LABELS,
+            buckets=CONNECT_BUCKETS,
+            registry=r,
+        )
+        self.freezes = Counter(
+            "streamer_freezes",
+            "Freezes: no new frame for at least freeze_ms, then frames again (WebRTC)",
+            (*STREAM_LABELS, "rendition"),
+            registry=r,
+        )
+        self.freeze_seconds = Counter(
+            "streamer_freeze_seconds",
+            "Time frozen, summed over the freezes counted in streamer_freezes_total",
+            (*STREAM_LABELS, "rendition"),
+            registry=r,
+        )
+        self.rtp_received = Counter(
+            "streamer_rtp_packets_received",
+            "RTP packets received by the WebRTC viewer (RTCStats inbound-rtp)",
+            (*STREAM_LABELS, "media"),
+            registry=r,
+        )
+        self.rtp_lost = Counter(
+            "streamer_rtp_packets_lost",
+            "RTP packets lost on the way to the WebRTC viewer (RTCStats inbound-rtp)",
+            (*STREAM_LABELS, "media"),
+            registry=r,
+        )
+        self.rtp_jitter = Gauge(
+            "streamer_rtp_jitter_seconds",
+            "Interarrival jitter of the WebRTC viewer's RTP stream (RFC 3550), latest",
+            (*STREAM_LABELS, "media"),
+            registry=r,
+        )
         self.last_success = Gauge(
             "streamer_last_session_success",
             "1 when the last finished session succeeded",
@@ -155,19 +211,14 @@ class MetricsSink:
         values = stream_label_values(event.labels)
         if isinstance(event, SessionStarted):
             self.active.labels(*values).set(1)
-        elif isinstance(event, SegmentObserved):
-            rendition = (*values, event.rendition)
-            self.segment_duration.labels(*rendition).observe(event.extinf_seconds)
-            if event.segment_latency_seconds is not None:
-                self.segment_latency.labels(*rendition).observe(event.segment_latency_seconds)
-            if event.listed_latency_seconds is not None:
-                self.listed_latency.labels(*rendition).observe(event.listed_latency_seconds)
         elif isinstance(event, CheckFailed):
             self.errors.labels(*values, event.kind, event.rendition or "").inc()
         elif isinstance(event, RequestFailed):
             self.failed_requests.labels(*values, event.kind, event.rendition or "").inc()
         elif isinstance(event, PlaybackAnomaly):
             self.playback_anomalies.labels(*values, event.anomaly, event.rendition or "").inc()
+        elif isinstance(event, SegmentObserved | FramesPlayed | FirstSegment | PlaybackMeasured):
+            self._playback(values, event)
         elif isinstance(event, CheckObserved):
             self.observed[event.kind].labels(*values, event.rendition or "").inc(event.count)
         elif isinstance(event, SessionEnded):
@@ -179,3 +230,37 @@ class MetricsSink:
                 self.last_success.labels(*values).set(1 if event.outcome == "success" else 0)
             if event.outcome == "success":
                 self.last_success_time.labels(*values).set(event.at)
+
+    def _playback(
+        self,
+        values: tuple[str, ...],
+        event: SegmentObserved | FramesPlayed | FirstSegment | PlaybackMeasured,
+    ) -> None:
+        if isinstance(event, SegmentObserved):
+            rendition = (*values, event.rendition)
+            self.segment_duration.labels(*rendition).observe(event.extinf_seconds)
+            if event.segment_latency_seconds is not None:
+                self.segment_latency.labels(*rendition).observe(event.segment_latency_seconds)
+            if event.listed_latency_seconds is not None:
+                self.listed_latency.labels(*rendition).observe(event.listed_latency_seconds)
+        elif isinstance(event, FramesPlayed):
+            histogram = self.frame_latency.labels(*values, event.rendition)
+            for latency in event.latencies_seconds:
+                histogram.observe(latency)
+        elif isinstance(event, FirstSegment):
+            if not event.primary:  # the session's own protocol: counted at SessionEnded
+                self.startup.labels(*values).observe(event.startup_latency_seconds)
+        else:
+            self._measured(values, event.measurement)
+
+    def _measured(self, values: tuple[str, ...], measurement: object) -> None:
+        if isinstance(measurement, ConnectTime):
+            self.webrtc_connect.labels(*values).observe(measurement.seconds)
+        elif isinstance(measurement, FreezeEnded):
+            self.freezes.labels(*values, measurement.rendition).inc()
+            self.freeze_seconds.labels(*values, measurement.rendition).inc(measurement.seconds)
+        elif isinstance(measurement, TransportStats):
+            media = (*values, measurement.kind)
+            self.rtp_received.labels(*media).inc(measurement.packets_received)
+            self.rtp_lost.labels(*media).inc(measurement.packets_lost)
+            self.rtp_jitter.labels(*media).set(measurement.jitter_seconds)

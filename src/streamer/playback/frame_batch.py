@@ -1,0 +1,192 @@
+"""Decoded WebRTC frames in, units the checks read out (the same SegmentAnalysis as HLS).
+
+A WebRTC viewer gets frames one by one, not segments. They are gathered into short units
+(`BATCH_SECONDS`, numbered in order) so that placement and every frame and audio check
+work unchanged: frame numbers walk across units as across consecutive segments.
+
+The timeline: each track's RTP timestamps (video 90 kHz, audio 48 kHz) are exact but start
+at random values. Each is put on the wall clock by the smallest (arrival - timestamp) seen
+so far, the frame that met the least delay. Audio and video then share one timeline, on
+which the tone bursts are paired with their frames (A/V sync as received, before any lip
+sync a player might add) and holes in the audio are real holes, not scheduling jitter.
+The first frames often arrive in a burst (a server sends what it buffered while starting),
+so the mapping improves as frames come: a unit whose mapping moved by more than
+`_CLOCK_STEP_SECONDS` starts a new timeline (a discontinuity), as a segment would.
+"""
+
+from __future__ import annotations
+
+import itertools
+import statistics
+from dataclasses import dataclass, field
+
+import av
+
+from streamer.playback.follower import SegmentFetch
+from streamer.playback.playlist import Segment
+from streamer.playback.segment import (
+    AudioInfo,
+    SegmentAnalysis,
+    _burst_onsets,
+    _Envelope,
+    _envelope,
+    _luma,
+    check_size,
+)
+from streamer.testsignal import timecode
+
+BATCH_SECONDS = 0.5
+UNIT_URI = "webrtc:frames"
+_MAX_BATCH_FRAMES = 600  # a runaway sender cannot grow a unit without bound
+_CLOCK_STEP_SECONDS = 0.01
+
+
+@dataclass
+class _Clock:
+    """Maps one track's timestamps (seconds) to the wall clock."""
+
+    offset: float | None = None
+    flushed: float | None = None  # the offset the previous unit was mapped with
+
+    def moved(self) -> bool:
+        """Whether the mapping moved since the previous unit (and remembers it now)."""
+        moved = (
+            self.flushed is not None
+            and self.offset is not None
+            and abs(self.offset - self.flushed) > _CLOCK_STEP_SECONDS
+        )
+        self.flushed = self.offset
+        return moved
+
+    def observe(self, pts: float, arrived: float) -> None:
+        delay = arrived - pts
+        if self.offset is None or delay < self.offset:
+            self.offset = delay
+
+    def wall(self, pts: float) -> float:
+        return pts + (self.offset or 0.0)
+
+
+@dataclass(frozen=True)
+class _Frame:
+    pts: float
+    code: int | None
+    arrived: float
+
+
+@dataclass(frozen=True)
+class _Audio:
+    pts: float
+    duration: float
+    envelope: _Envelope  # (start PTS, window length, levels), as segment analysis reads it
+
+
+@dataclass
+class FrameBatcher:
+    """Collects one track pair's frames; `flush()` hands out the unit gathered so far."""
+
+    rendition: str
+    video_codec: str = "h264"
+    audio_codec: str = "opus"
+    batch_seconds: float = BATCH_SECONDS
+    width: int = 0
+    height: int = 0
+    _sequence: int = 0
+    _video_clock: _Clock = field(default_factory=_Clock)
+    _audio_clock: _Clock = field(default_factory=_Clock)
+    _frames: list[_Frame] = field(default_factory=list)
+    _audio: list[_Audio] = field(default_factory=list)
+    frames_received: int = 0
+
+    def add_video(self, frame: av.VideoFrame, arrived: float) -> None:
+        if frame.pts is None or frame.time_base is None:
+            return
+        check_size(frame.width, frame.height)
+        self.width, self.height = frame.width, frame.height
+        pts = float(frame.pts * frame.time_base)
+        self._video_clock.observe(pts, arrived)
+        self._frames.append(_Frame(pts, timecode.read(_luma(frame)), arrived))
+        self.frames_received += 1
+
+    def add_audio(self, frame: av.AudioFrame, arrived: float) -> None:
+        if frame.pts is None or frame.time_base is None or not frame.sample_rate:
+            return
+        envelope = _envelope(frame)
+        if envelope is None:
+            return
+        pts = float(frame.pts * frame.time_base)
+        self._audio_clock.observe(pts, arrived)
+        self._audio.append(_Audio(pts, frame.samples / frame.sample_rate, envelope))
+
+    @property
+    def pending(self) -> int:
+        return len(self._frames)
+
+    def due(self) -> bool:
+        """Whether a unit should go now: the very first frame (startup is timed by it), a
+        unit's worth of frames, or the bound."""
+        if not self._frames:
+            return False
+        if self._sequence == 0 or len(self._frames) >= _MAX_BATCH_FRAMES:
+            return True
+        return self._frames[-1].pts - self._frames[0].pts >= self.batch_seconds
+
+    def flush(self) -> SegmentFetch | None:
+        """The unit of the frames (and audio) received since the last flush, or None."""
+        if not self._frames:
+            return None
+        frames, self._frames = self._frames, []
+        audio, self._audio = self._audio, []
+        pts = [self._video_clock.wall(f.pts) for f in frames]
+        steps = [b - a for a, b in itertools.pairwise(pts) if b > a]
+        analysis = SegmentAnalysis(
+            video_codec=self.video_codec,
+            width=self.width,
+            height=self.height,
+            first_pts=pts[0],
+            last_pts=pts[-1],
+            frame_duration=statistics.median(steps) if steps else 0.0,
+            frame_count=len(frames),
+            timecodes=tuple(f.code for f in frames),
+            audio=self._audio_info(audio),
+            frame_pts=tuple(pts),
+        )
+        sequence, self._sequence = self._sequence, self._sequence + 1
+        arrived = frames[-1].arrived
+        moved = [self._video_clock.moved(), self._audio_clock.moved()]
+        return SegmentFetch(
+            rendition=self.rendition,
+            segment=Segment(sequence, UNIT_URI, analysis.media_duration, any(moved), None),
+            listed_at=arrived,
+            first_listing=False,
+            downloaded_at=arrived,
+            size_bytes=0,
+            analysis=analysis,
+            error_kind=None,
+            error_detail=None,
+            frame_times=tuple(f.arrived for f in frames),
+        )
+
+    def _audio_info(self, audio: list[_Audio]) -> AudioInfo | None:
+        if not audio:
+            return None
+        clock = self._audio_clock
+        envelopes = [(clock.wall(start), step, levels) for start, step, levels in _envelopes(audio)]
+        gap = 0.0
+        for before, after in itertools.pairwise(audio):
+            gap = max(gap, after.pts - (before.pts + before.duration))
+        bursts = _burst_onsets(envelopes)
+        return AudioInfo(
+            codec=self.audio_codec,
+            first_pts=clock.wall(audio[0].pts),
+            duration=sum(a.duration for a in audio),
+            gap_seconds=gap,
+            end_pts=clock.wall(audio[-1].pts + audio[-1].duration),
+            burst_onsets=tuple(bursts.onsets),
+            leading_loud=bursts.leading_loud,
+            quiet_end_seconds=bursts.quiet_end_seconds,
+        )
+
+
+def _envelopes(audio: list[_Audio]) -> list[_Envelope]:
+    return [a.envelope for a in audio]
