@@ -49,6 +49,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--playback-url", default=None, metavar="URL", help="HLS master or media playlist"
     )
     stream.add_argument(
+        "--playback-protocol",
+        default=None,
+        metavar="LIST",
+        help="hls, webrtc, or both (hls,webrtc): each measured under its own label "
+        "(default hls, or the stream file's `playback`)",
+    )
+    stream.add_argument(
+        "--whep-url",
+        default=None,
+        metavar="URL",
+        help="WHEP endpoint for webrtc playback (default: --playback-url)",
+    )
+    stream.add_argument(
         "--livepeer",
         action="store_true",
         help="Livepeer API mode: create a test stream, probe it, delete it "

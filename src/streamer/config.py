@@ -144,6 +144,12 @@ class StreamConfig(BaseModel):
     # class (private, loopback, link-local, ...), and never fetched.
     fetch_allow: list[str] = Field(default_factory=list, max_length=256)
     fetch_deny: list[str] = Field(default_factory=list, max_length=256)
+    # Playback protocols measured at once, each under its own playback_protocol label; the
+    # first is the session's own (its startup latency). `whep_url`: the WebRTC endpoint.
+    playback: list[str] = Field(default_factory=lambda: ["hls"], min_length=1, max_length=4)
+    whep_url: str | None = None
+    ice_servers: list[str] = Field(default_factory=list, max_length=16)
+    freeze_ms: float = Field(500.0, ge=50.0, le=60_000.0)
 
     @field_validator(
         "duration",
@@ -187,6 +193,38 @@ class StreamConfig(BaseModel):
                     raise ValueError(f"entry {index + 1}: {exc}") from None
         return value
 
+    @field_validator("playback", "ice_servers", mode="before")
+    @classmethod
+    def _listed(cls, value: Any) -> Any:
+        if isinstance(value, str):  # from the environment: comma- or space-separated
+            value = value.replace(",", " ").split()
+        return value
+
+    @field_validator("playback")
+    @classmethod
+    def _protocols(cls, value: list[str]) -> list[str]:
+        from streamer.playback.registry import PLAYBACK_PROTOCOLS
+
+        for index, name in enumerate(value):
+            if name not in PLAYBACK_PROTOCOLS:
+                known = ", ".join(PLAYBACK_PROTOCOLS)
+                raise ValueError(f"entry {index + 1}: unknown protocol {name!r} (known: {known})")
+        if len(set(value)) != len(value):
+            raise ValueError("a protocol is listed twice")
+        return value
+
+    @field_validator("ice_servers")
+    @classmethod
+    def _ice_servers(cls, value: list[str]) -> list[str]:
+        from streamer.webrtc.ice import validate_ice_server
+
+        for index, url in enumerate(value):
+            try:
+                validate_ice_server(url)
+            except ValueError as exc:
+                raise ValueError(f"entry {index + 1}: {exc}") from None
+        return value
+
     @field_validator("ingest_url")
     @classmethod
     def _ingest(cls, value: str | None) -> str | None:
@@ -197,7 +235,7 @@ class StreamConfig(BaseModel):
                 raise ValueError(str(exc)) from None
         return value
 
-    @field_validator("playback_url")
+    @field_validator("playback_url", "whep_url")
     @classmethod
     def _playback(cls, value: str | None) -> str | None:
         if value is not None:
@@ -222,7 +260,7 @@ class StreamConfig(BaseModel):
         if self.livepeer is None:
             if not self.ingest_url:
                 raise ValueError("injest_url: required (or configure livepeer API mode)")
-            if not self.playback_url:
+            if not self.playback_url and not ("hls" not in self.playback and self.whep_url):
                 raise ValueError("playback_url: required (or configure livepeer API mode)")
         return self
 
@@ -383,6 +421,10 @@ def from_environment(env: Mapping[str, str]) -> MonitorConfig | None:
         ("expected_renditions", env.get("EXPECTED_RENDITIONS")),
         ("fetch_allow", env.get("FETCH_ALLOW")),
         ("fetch_deny", env.get("FETCH_DENY")),
+        ("playback", env.get("PLAYBACK_PROTOCOLS")),
+        ("whep_url", env.get("WHEP_URL")),
+        ("ice_servers", env.get("ICE_SERVERS")),
+        ("freeze_ms", env.get("FREEZE_MS")),
     ):
         if name:
             entry[key] = name
@@ -403,6 +445,10 @@ def from_environment(env: Mapping[str, str]) -> MonitorConfig | None:
             ("expected_renditions", "EXPECTED_RENDITIONS"),
             ("fetch_allow", "FETCH_ALLOW"),
             ("fetch_deny", "FETCH_DENY"),
+            ("playback", "PLAYBACK_PROTOCOLS"),
+            ("whep_url", "WHEP_URL"),
+            ("ice_servers", "ICE_SERVERS"),
+            ("freeze_ms", "FREEZE_MS"),
             ("livepeer.api_url", "LIVEPEER_API_URL"),
         ):
             message = message.replace(f": {field}:", f": {variable}:")

@@ -54,7 +54,14 @@ from streamer.testsignal.clip import ClipSpec
 from streamer.urls import InvalidURLError, parse_ingest
 from streamer.web.server import build_app, serve
 from streamer.web.status import StatusSettings, add_status_routes
-from streamer.wiring import clip_spec, fixed_target, flv_clip, labels, session_settings
+from streamer.wiring import (
+    all_labels,
+    clip_spec,
+    fixed_target,
+    flv_clip,
+    labels,
+    session_settings,
+)
 
 log = logging.getLogger("streamer.monitor")
 
@@ -270,6 +277,8 @@ def _embedded_config(env: dict[str, str]) -> MonitorConfig:
         "name": env.get("STREAM_NAME") or "embedded",
         "ingest_url": "rtmp://127.0.0.1:1/live/placeholder",
         "playback_url": "http://127.0.0.1:1/hls/placeholder/index.m3u8",
+        # HLS and WebRTC (WHEP) of the same stream, side by side.
+        "playback": env.get("PLAYBACK_PROTOCOLS") or ["hls", "webrtc"],
         "duration": env.get("DURATION") or "30s",
         "grace_period": env.get("GRACE_PERIOD") or "5s",
         "ingest_region": env.get("REGION") or "local",
@@ -311,7 +320,8 @@ async def _main(config: MonitorConfig, embedded: bool, settings: _Settings) -> i
             return EXIT_FAILURE
         config = _monitoring_origin(config, origin)
     for stream in config.streams:
-        metrics.register_stream(labels(stream))
+        for stream_labels in all_labels(stream):
+            metrics.register_stream(stream_labels)
     components = [origin.health] if origin is not None else []
     monitor = Monitor(config, sink, metrics, settings.api_modes, components)
     runner = await _serve_web(config, monitor, metrics, sink, settings.status)
@@ -344,7 +354,11 @@ def _monitoring_origin(config: MonitorConfig, origin: EmbeddedOrigin) -> Monitor
     """The configuration with its one stream pointed at the running embedded origin."""
     key = "embedded" + secrets.token_hex(8)
     stream = config.streams[0].model_copy(
-        update={"ingest_url": origin.ingest_url(key), "playback_url": origin.playback_url(key)}
+        update={
+            "ingest_url": origin.ingest_url(key),
+            "playback_url": origin.playback_url(key),
+            "whep_url": origin.whep_url(key),
+        }
     )
     log.info("no ingest configured: monitoring the embedded origin (%s)", origin.describe())
     return config.model_copy(update={"streams": [stream]})

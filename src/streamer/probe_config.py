@@ -48,6 +48,8 @@ _FIELD_OPTIONS = (
     ("expected_renditions", "--expected-renditions", "expected_renditions"),
     ("tls_ca_file", "--tls-ca-file", "tls_ca_file"),
     ("playback_url", "--playback-url", "playback_url"),
+    ("whep_url", "--whep-url", "whep_url"),
+    ("playback_protocol", "--playback-protocol", "playback"),
 )
 
 
@@ -149,7 +151,11 @@ def _require_urls(fields: dict[str, Any]) -> None:
             "--ingest-url: required (or --ingest-url-file, INGEST_URL in the environment, "
             "--livepeer, or --config)"
         )
-    if not fields.get("playback_url"):
+    protocols = fields.get("playback") or ["hls"]
+    if isinstance(protocols, str):
+        protocols = protocols.replace(",", " ").split()
+    whep_only = fields.get("whep_url") and "hls" not in protocols
+    if not fields.get("playback_url") and not whep_only:
         raise ConfigError("--playback-url: required (or --livepeer, or --config)")
 
 

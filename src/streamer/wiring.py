@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from functools import cache
 
 from streamer.config import ClipSettings, StreamConfig
 from streamer.events import StreamLabels
 from streamer.playback.fetch import FetchPolicy
-from streamer.playback.registry import DEFAULT_PLAYBACK_PROTOCOL
 from streamer.publish.flv import FlvClip, to_flv
 from streamer.publish.registry import ingest_protocol
 from streamer.session import SessionSettings
@@ -39,14 +39,23 @@ def labels(stream: StreamConfig) -> StreamLabels:
         stream.ingest_region,
         stream.playback_region,
         ingest_protocol=ingest,
-        playback_protocol=DEFAULT_PLAYBACK_PROTOCOL,
+        playback_protocol=stream.playback[0],
     )
+
+
+def all_labels(stream: StreamConfig) -> list[StreamLabels]:
+    """The stream's labels under each playback protocol it is measured with."""
+    own = labels(stream)
+    return [dataclasses.replace(own, playback_protocol=p) for p in stream.playback]
 
 
 def fixed_target(stream: StreamConfig) -> FixedTarget:
     """The configured URLs, the same for every session."""
-    assert stream.ingest_url is not None and stream.playback_url is not None
-    return FixedTarget(Target(ingest_url=stream.ingest_url, playback_url=stream.playback_url))
+    playback = stream.playback_url or stream.whep_url
+    assert stream.ingest_url is not None and playback is not None
+    return FixedTarget(
+        Target(ingest_url=stream.ingest_url, playback_url=playback, whep_url=stream.whep_url)
+    )
 
 
 def session_settings(
@@ -64,6 +73,10 @@ def session_settings(
         "max_renditions": stream.max_renditions,
         "checks": stream.checks,
         "fetch": FetchPolicy(allow=tuple(stream.fetch_allow), deny=tuple(stream.fetch_deny)),
+        "playback_protocol": stream.playback[0],
+        "playback_protocols": tuple(stream.playback),
+        "ice_servers": tuple(stream.ice_servers),
+        "freeze_ms": stream.freeze_ms,
     }
     values.update(overrides)
     return SessionSettings(**values)  # type: ignore[arg-type]

@@ -65,8 +65,14 @@ class EmbeddedOrigin:
     def playback_url(self, key: str) -> str:
         return f"http://127.0.0.1:{self.http_port}/hls/{key}/index.m3u8"
 
+    def whep_url(self, key: str) -> str:
+        return f"http://127.0.0.1:{self.http_port}/whep/{key}"
+
     def describe(self) -> str:
-        return f"RTMP 127.0.0.1:{self.rtmp_port}, HLS http://127.0.0.1:{self.http_port}/hls/"
+        return (
+            f"RTMP 127.0.0.1:{self.rtmp_port}, HLS http://127.0.0.1:{self.http_port}/hls/, "
+            f"WHEP http://127.0.0.1:{self.http_port}/whep/"
+        )
 
     @property
     def pid(self) -> int | None:

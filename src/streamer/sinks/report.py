@@ -10,14 +10,65 @@ import numpy as np
 
 from streamer.events import (
     CheckFailed,
+    ConnectTime,
     Event,
+    FirstSegment,
+    FramesPlayed,
+    FreezeEnded,
+    PlaybackMeasured,
     RenditionDiscovered,
     SegmentObserved,
     SessionEnded,
     SessionStarted,
+    TransportStats,
 )
 
 MAX_ERRORS_LISTED = 200
+MAX_FRAME_LATENCIES = 200_000  # an hour at 30 fps and more; beyond, the first are kept
+
+
+@dataclass
+class _WebRtc:
+    """What a WebRTC (WHEP) playback measured beside the per-unit figures."""
+
+    frame_latency: list[float] = field(default_factory=list)
+    startup: float | None = None
+    connect: float | None = None
+    freezes: list[float] = field(default_factory=list)
+    packets_received: int = 0
+    packets_lost: int = 0
+
+    def add(self, event: FramesPlayed | FirstSegment | PlaybackMeasured) -> None:
+        if isinstance(event, FramesPlayed):
+            room = MAX_FRAME_LATENCIES - len(self.frame_latency)
+            self.frame_latency.extend(event.latencies_seconds[: max(0, room)])
+        elif isinstance(event, FirstSegment):
+            self.startup = event.startup_latency_seconds
+        else:
+            measurement = event.measurement
+            if isinstance(measurement, ConnectTime):
+                self.connect = measurement.seconds
+            elif isinstance(measurement, FreezeEnded):
+                self.freezes.append(measurement.seconds)
+            elif isinstance(measurement, TransportStats):
+                self.packets_received += measurement.packets_received
+                self.packets_lost += measurement.packets_lost
+
+    def document(self) -> dict[str, Any]:
+        return {
+            "startup_latency_seconds": _rounded(self.startup),
+            "connect_seconds": _rounded(self.connect),
+            "frames": len(self.frame_latency),
+            "frame_latency_seconds": _quantiles(self.frame_latency),
+            "freezes": len(self.freezes),
+            "freeze_seconds": round(sum(self.freezes), 4),
+            "rtp_packets_received": self.packets_received,
+            "rtp_packets_lost": self.packets_lost,
+        }
+
+
+def _rounded(value: float | None) -> float | None:
+    return round(value, 4) if value is not None else None
 
 
 @dataclass
@@ -64,7 +115,8 @@ class SessionReport:
         self.startup_latency: float | None = None
         self.renditions: dict[str, _Rendition] = defaultdict(_Rendition)
         self.errors: list[dict[str, Any]] = []
-        self._error_index: dict[tuple[str, str | None], dict[str, Any]] = {}
+        self._error_index: dict[tuple[str, str | None, str], dict[str, Any]] = {}
+        self.webrtc: _WebRtc | None = None
 
     def handle(self, event: Event) -> None:
         if isinstance(event, SessionStarted):
@@ -83,8 +135,12 @@ class SessionReport:
                 rendition.segment_latency.append(event.segment_latency_seconds)
             if event.listed_latency_seconds is not None:
                 rendition.listed_latency.append(event.listed_latency_seconds)
+        elif isinstance(event, FramesPlayed | FirstSegment | PlaybackMeasured):
+            if event.labels.playback_protocol == "webrtc":
+                self.webrtc = self.webrtc or _WebRtc()
+                self.webrtc.add(event)
         elif isinstance(event, CheckFailed):
-            key = (event.kind, event.rendition)
+            key = (event.kind, event.rendition, event.labels.playback_protocol)
             existing = self._error_index.get(key)
             if existing is not None:
                 existing["count"] += 1
@@ -92,6 +148,7 @@ class SessionReport:
                 entry = {
                     "kind": event.kind,
                     "rendition": event.rendition,
+                    "protocol": event.labels.playback_protocol,
                     "detail": event.detail,
                     "count": 1,
                 }
@@ -124,4 +181,5 @@ class SessionReport:
                 for name, r in sorted(self.renditions.items())
             ],
             "errors": list(self.errors),
+            **({"webrtc": self.webrtc.document()} if self.webrtc is not None else {}),
         }
