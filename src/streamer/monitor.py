@@ -55,7 +55,6 @@ from streamer.urls import InvalidURLError, parse_ingest
 from streamer.web.server import build_app, serve
 from streamer.web.status import StatusSettings, add_status_routes
 from streamer.wiring import (
-    all_labels,
     clip_spec,
     fixed_target,
     flv_clip,
@@ -320,8 +319,9 @@ async def _main(config: MonitorConfig, embedded: bool, settings: _Settings) -> i
             return EXIT_FAILURE
         config = _monitoring_origin(config, origin)
     for stream in config.streams:
-        for stream_labels in all_labels(stream):
-            metrics.register_stream(stream_labels)
+        # Session series (tests, active) carry the session's own protocol; the others'
+        # series appear with their first measurement.
+        metrics.register_stream(labels(stream))
     components = [origin.health] if origin is not None else []
     monitor = Monitor(config, sink, metrics, settings.api_modes, components)
     runner = await _serve_web(config, monitor, metrics, sink, settings.status)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from functools import cache
 
 from streamer.config import ClipSettings, StreamConfig
@@ -41,12 +40,6 @@ def labels(stream: StreamConfig) -> StreamLabels:
         ingest_protocol=ingest,
         playback_protocol=stream.playback[0],
     )
-
-
-def all_labels(stream: StreamConfig) -> list[StreamLabels]:
-    """The stream's labels under each playback protocol it is measured with."""
-    own = labels(stream)
-    return [dataclasses.replace(own, playback_protocol=p) for p in stream.playback]
 
 
 def fixed_target(stream: StreamConfig) -> FixedTarget:

@@ -257,6 +257,11 @@ def test_embedded_default_passes_three_full_sessions(tmp_path: Path) -> None:
             if line.startswith("streamer_segment_latency_seconds_count{")
         }
         assert len(renditions) >= 2  # the embedded origin transcodes a ladder
+        # WebRTC (WHEP) of the same stream, measured beside HLS, frame by frame.
+        frames = _metric(port, "streamer_frame_latency_seconds_count", playback_protocol="webrtc")
+        assert frames and frames[0] > 3 * 25 * 30, frames
+        connects = _metric(port, "streamer_webrtc_connect_seconds_count")
+        assert connects == [3.0]
     lines = [json.loads(line) for line in logs[0].splitlines() if line.startswith("{")]
     started = [line["msg"] for line in lines if "session started" in line["msg"]]
     assert started and all(message.endswith(" for 30s") for message in started)
