@@ -357,7 +357,15 @@ class Session:
             ingest.send_log, self._clip.fps, self._clip.gop_frames, settings.expected_renditions
         )
         self._checks = build_checks(self.context, settings.checks)
-        fetcher = Fetcher(settings.fetch, target.headers, lambda: target.playback_url)
+        # One per protocol: the fetch policy trusts what each one's own URL names.
+        fetchers = {
+            protocol: Fetcher(
+                settings.fetch,
+                target.headers,
+                lambda protocol=protocol: target.playback_url_for(protocol),  # type: ignore[misc]
+            )
+            for protocol in self._lanes
+        }
         connected = asyncio.Event()
         publish_task = asyncio.create_task(ingest.run(lambda _t: connected.set()), name="publish")
         background: list[asyncio.Task[None]] = []
@@ -370,7 +378,7 @@ class Session:
             self._sink.handle(
                 PublishConnected(labels=self._labels, session_id=self.session_id, at=started)
             )
-            self._open_playbacks(target, fetcher, started)
+            self._open_playbacks(target, fetchers, started)
             self.playback = self._primary.playback
             background = [
                 *(
@@ -403,9 +411,12 @@ class Session:
                 publish_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await publish_task
-            await fetcher.close()
+            for fetcher in fetchers.values():
+                await fetcher.close()
 
-    def _open_playbacks(self, target: Target, fetcher: Fetcher, started: float) -> None:
+    def _open_playbacks(
+        self, target: Target, fetchers: Mapping[str, Fetcher], started: float
+    ) -> None:
         settings = self.settings
         # The startup deadline on the monotonic clock: a wall-clock step must not move it.
         remaining = started + settings.startup_timeout_seconds - time.time()
@@ -420,7 +431,7 @@ class Session:
         )
         for protocol, lane in self._lanes.items():
             url = target.playback_url_for(protocol)
-            lane.playback = open_playback(protocol, url, fetcher, lane, options)
+            lane.playback = open_playback(protocol, url, fetchers[protocol], lane, options)
 
     def _report_startup_timeout(self) -> None:
         for lane in self._lanes.values():
