@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import itertools
 import statistics
+from collections import deque
 from dataclasses import dataclass, field
 
 import av
@@ -28,6 +29,7 @@ from streamer.playback.segment import (
     AudioInfo,
     SegmentAnalysis,
     _burst_onsets,
+    _Bursts,
     _Envelope,
     _envelope,
     _luma,
@@ -39,6 +41,7 @@ BATCH_SECONDS = 0.5
 UNIT_URI = "webrtc:frames"
 _MAX_BATCH_FRAMES = 600  # a runaway sender cannot grow a unit without bound
 _CLOCK_STEP_SECONDS = 0.01
+_GAP_FACTOR = 1.5  # a step this much longer than the usual frame step: frames were lost
 
 
 @dataclass
@@ -97,16 +100,44 @@ class FrameBatcher:
     _frames: list[_Frame] = field(default_factory=list)
     _audio: list[_Audio] = field(default_factory=list)
     frames_received: int = 0
+    frames_not_shown: int = 0  # late, or decoded without their references
+    _last_pts: float | None = None
+    _steps: deque[float] = field(default_factory=lambda: deque(maxlen=30))
+    _awaiting_keyframe: bool = False
+    _audio_peak: float = 0.0  # the loudest audio window heard (a tone burst's)
 
     def add_video(self, frame: av.VideoFrame, arrived: float) -> None:
         if frame.pts is None or frame.time_base is None:
             return
+        pts = float(frame.pts * frame.time_base)
+        if not self._shown(frame, pts):
+            return
         check_size(frame.width, frame.height)
         self.width, self.height = frame.width, frame.height
-        pts = float(frame.pts * frame.time_base)
         self._video_clock.observe(pts, arrived)
         self._frames.append(_Frame(pts, timecode.read(_luma(frame)), arrived))
         self.frames_received += 1
+
+    def _shown(self, frame: av.VideoFrame, pts: float) -> bool:
+        """Whether a browser would show this decoded frame. aiortc hands on what a
+        browser's receiver drops: frames late behind a newer one (retransmissions), and
+        frames decoded after a loss without their references, up to the next keyframe."""
+        last = self._last_pts
+        if last is not None and pts <= last:
+            self.frames_not_shown += 1
+            return False
+        step = pts - last if last is not None else None
+        if step is not None and self._steps and step > _GAP_FACTOR * min(self._steps):
+            self._awaiting_keyframe = True  # frames went missing: references with them
+        if step is not None:
+            self._steps.append(step)
+        self._last_pts = pts
+        if frame.is_corrupt or (self._awaiting_keyframe and not frame.key_frame):
+            self._awaiting_keyframe = True
+            self.frames_not_shown += 1
+            return False
+        self._awaiting_keyframe = False
+        return True
 
     def add_audio(self, frame: av.AudioFrame, arrived: float) -> None:
         if frame.pts is None or frame.time_base is None or not frame.sample_rate:
@@ -175,7 +206,16 @@ class FrameBatcher:
         gap = 0.0
         for before, after in itertools.pairwise(audio):
             gap = max(gap, after.pts - (before.pts + before.duration))
-        bursts = _burst_onsets(envelopes)
+        peak = max((float(levels.max()) for _, _, levels in envelopes if len(levels)), default=0)
+        self._audio_peak = max(self._audio_peak, peak)
+        if peak < self._audio_peak / 2:
+            # Burst detection reads "loud" as half a unit's own peak; a short unit without a
+            # burst would take its quiet bed for loud. Half the loudest heard so far is the
+            # fixed measure: below it, this unit is all quiet.
+            end = audio[-1].pts + audio[-1].duration
+            bursts = _Bursts([], None, end - audio[0].pts)
+        else:
+            bursts = _burst_onsets(envelopes)
         return AudioInfo(
             codec=self.audio_codec,
             first_pts=clock.wall(audio[0].pts),
