@@ -27,14 +27,22 @@ CHROMIUM_ARGS = [
 ]
 
 
+# WebRTC on loopback: Chromium gathers 127.0.0.1 and shows its addresses, not mDNS names.
+WEBRTC_LOOPBACK_ARGS = [
+    "--allow-loopback-in-peer-connection",
+    "--disable-features=WebRtcHideLocalIpsWithMdns",
+    "--autoplay-policy=no-user-gesture-required",
+]
+
+
 @asynccontextmanager
-async def chromium() -> AsyncIterator[Browser]:
+async def chromium(extra_args: list[str] | None = None) -> AsyncIterator[Browser]:
     executable = shutil.which("chromium")
     if executable is None:
         pytest.skip("the chromium package is not installed")
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(
-            executable_path=executable, args=CHROMIUM_ARGS, headless=True
+            executable_path=executable, args=CHROMIUM_ARGS + (extra_args or []), headless=True
         )
         try:
             yield browser

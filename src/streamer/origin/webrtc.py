@@ -268,15 +268,14 @@ class WhepHub:
 
     async def _answer(self, viewer: _Viewer, offer: str) -> str:
         pc = viewer.pc
-        await pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
-        for transceiver in pc.getTransceivers():
-            kind = transceiver.kind
-            if kind in viewer.tracks or kind not in ("video", "audio"):
-                continue
+        # Transceivers first, with their codecs: the offer's media lines take them, and
+        # the answer then lists only what the forwarded media is (H.264, Opus).
+        for kind in ("video", "audio"):
             track = _PacketTrack(kind)
             viewer.tracks[kind] = track
-            pc.addTrack(track)  # on the offer's transceiver of that kind: sendonly
+            transceiver = pc.addTransceiver(track, direction="sendonly")
             transceiver.setCodecPreferences(_codecs(kind))
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
         with loopback_only(self._loopback):
             await pc.setLocalDescription(await pc.createAnswer())
         return pc.localDescription.sdp
