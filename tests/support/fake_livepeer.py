@@ -25,7 +25,15 @@ from aiohttp import web
 
 from tests.support.aio import LocalServer
 
-OPERATIONS = ("create_stream", "get_stream", "list_streams", "delete_stream", "ingests")
+OPERATIONS = (
+    "create_stream",
+    "get_stream",
+    "list_streams",
+    "delete_stream",
+    "ingests",
+    "playback_info",
+    "webrtc",
+)
 _POLICIES = {"public", "jwt", "webhook"}
 _PROFILE_INTS = ("width", "height", "bitrate")
 _PAYLOAD: web.RequestKey[Any] = web.RequestKey("payload", object)
@@ -56,6 +64,9 @@ class FakeLivepeer:
     ingest_base: str = "rtmp://127.0.0.1:1935/live"
     playback_base: str = "http://127.0.0.1:8080/hls"
     playback_id_is_stream_key: bool = False
+    # WHEP: the playback info's html5/video/h264 source is /webrtc/<playbackId> here, which
+    # redirects (307, as Livepeer's edge does) to <webrtc_base>/<playbackId>.
+    webrtc_base: str | None = None
     page_size: int | None = None  # paginate GET /stream with Link rel="next"
     calls: list[Call] = field(default_factory=list, init=False)
     streams: dict[str, dict[str, Any]] = field(default_factory=dict, init=False)
@@ -104,6 +115,8 @@ class FakeLivepeer:
         app.router.add_get("/api/stream/{id}", self._get_stream)
         app.router.add_delete("/api/stream/{id}", self._delete_stream)
         app.router.add_get("/api/ingest", self._ingests)
+        app.router.add_get("/api/playback/{id}", self._playback_info)
+        app.router.add_post("/webrtc/{id}", self._webrtc_redirect)
         self._server = await LocalServer.start(app)
         self.port = self._server.port
         return self
@@ -152,7 +165,9 @@ class FakeLivepeer:
                 content_type="application/json",
                 headers=script.headers,
             )
-        if request.headers.get("Authorization") != f"Bearer {self.api_key}":
+        if operation != "webrtc" and request.headers.get("Authorization") != (
+            f"Bearer {self.api_key}"
+        ):
             return _errors(401, "invalid API key")
         request[_PAYLOAD] = payload
         response: web.StreamResponse = await handler(request)
@@ -200,6 +215,32 @@ class FakeLivepeer:
             ]
         )
 
+    async def _playback_info(self, request: web.Request) -> web.Response:
+        playback_id = request.match_info["id"]
+        if not any(s["playbackId"] == playback_id for s in self.streams.values()):
+            return _errors(404, "not found")
+        sources = [
+            {
+                "hrn": "HLS (TS)",
+                "type": "html5/application/vnd.apple.mpegurl",
+                "url": f"{self.playback_base}/{playback_id}/index.m3u8",
+            }
+        ]
+        if self.webrtc_base is not None:
+            sources.append(
+                {
+                    "hrn": "WebRTC (H264)",
+                    "type": "html5/video/h264",
+                    "url": f"http://127.0.0.1:{self.port}/webrtc/{playback_id}",
+                }
+            )
+        return web.json_response({"type": "live", "meta": {"live": 0, "source": sources}})
+
+    async def _webrtc_redirect(self, request: web.Request) -> web.Response:
+        assert self.webrtc_base is not None
+        location = f"{self.webrtc_base}/{request.match_info['id']}"
+        return web.Response(status=307, headers={"Location": location})
+
     def _create(self, payload: dict[str, Any], created_at_ms: int | None = None) -> dict[str, Any]:
         key = "-".join(secrets.token_hex(2) for _ in range(4))
         stream = {
@@ -225,6 +266,10 @@ def _operation(request: web.Request) -> str:
         return "ingests"
     if path == "/api/stream":
         return "create_stream" if request.method == "POST" else "list_streams"
+    if path.startswith("/api/playback/"):
+        return "playback_info"
+    if path.startswith("/webrtc/"):
+        return "webrtc"
     if path.startswith("/api/stream/"):
         return "delete_stream" if request.method == "DELETE" else "get_stream"
     return "unknown"

@@ -18,6 +18,7 @@ from streamer.events import (
     PlaybackMeasured,
     StreamLabels,
 )
+from streamer.livepeer.client import webrtc_source
 from streamer.placement import frame_latencies
 from streamer.playback.frame_batch import FrameBatcher
 from streamer.publish.sendlog import SendLog
@@ -202,3 +203,22 @@ def test_ice_configuration_is_explicit_and_empty_by_default() -> None:
     assert is_loopback_url("http://127.0.0.1:8080/whep/k")
     assert is_loopback_url("http://localhost/whep/k")
     assert not is_loopback_url("https://livepeer.studio/webrtc/abcd")
+
+
+def test_the_whep_url_is_the_playback_infos_h264_webrtc_source() -> None:
+    body = {
+        "type": "live",
+        "meta": {
+            "source": [
+                {"type": "html5/application/vnd.apple.mpegurl", "url": "https://cdn/hls/x.m3u8"},
+                {"type": "html5/video/h264", "url": "https://edge.example/webrtc/abcd"},
+            ]
+        },
+    }
+    assert webrtc_source(body) == "https://edge.example/webrtc/abcd"
+    assert webrtc_source({"meta": {"source": body["meta"]["source"][:1]}}) is None  # type: ignore[index]
+    assert (
+        webrtc_source({"meta": {"source": [{"type": "html5/video/h264", "url": "ftp://x"}]}})
+        is None
+    )
+    assert webrtc_source([]) is None

@@ -30,7 +30,9 @@ TEST_STREAM_PREFIX = "streamer-"
 LIVEPEER_INGEST_TEMPLATE = "rtmp://{region}-rtmp.livepeer.com/live"
 LIVEPEER_PLAYBACK_TEMPLATE = "https://{region}-cdn.livepeer.com/hls"
 
-Operation = Literal["create_stream", "get_stream", "delete_stream", "list_streams", "ingests"]
+Operation = Literal[
+    "create_stream", "get_stream", "delete_stream", "list_streams", "ingests", "playback_info"
+]
 PlaybackPolicy = Literal["public", "jwt", "webhook"]
 LatencyCallback = Callable[[str, float], None]
 _T = TypeVar("_T")
@@ -152,6 +154,23 @@ class Ingest:
     playback: str  # HLS base: <playback>/<playbackId>/index.m3u8
 
 
+# The WebRTC source in the playback info: what Livepeer's player plays over WHEP first.
+WEBRTC_SOURCE_TYPE = "html5/video/h264"
+
+
+def webrtc_source(body: Any) -> str | None:
+    """The WHEP URL of a `GET /playback/{playbackId}` answer (`meta.source[]` of type
+    html5/video/h264); None when it lists none."""
+    meta = body.get("meta") if isinstance(body, dict) else None
+    sources = meta.get("source") if isinstance(meta, dict) else None
+    for source in sources if isinstance(sources, list) else []:
+        if isinstance(source, dict) and source.get("type") == WEBRTC_SOURCE_TYPE:
+            url = source.get("url")
+            if isinstance(url, str) and url.startswith(("https://", "http://")):
+                return url
+    return None
+
+
 def ingest_url(stream_key: str, ingest_base: str) -> str:
     return f"{ingest_base.rstrip('/')}/{stream_key}"
 
@@ -249,6 +268,18 @@ class LivepeerClient:
             streams.extend(answer.parse(lambda body: [_summary(item) for item in _list(body)]))
             path = answer.next_url
         return streams
+
+    async def whep_url(self, playback_id: str) -> str:
+        """The stream's WHEP endpoint, from its playback info."""
+        answer = await self._call(
+            "playback_info", "GET", f"/playback/{quote(playback_id, safe='')}"
+        )
+        url = answer.parse(webrtc_source)
+        if url is None:
+            raise LivepeerAPIError(
+                "playback_info", answer.status, f"no WebRTC ({WEBRTC_SOURCE_TYPE}) source listed"
+            )
+        return url
 
     async def ingests(self) -> list[Ingest]:
         answer = await self._call("ingests", "GET", "/ingest")

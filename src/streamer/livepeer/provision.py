@@ -43,6 +43,7 @@ class LivepeerProvisioner:
         record: bool = False,
         signer: PlaybackTokenSigner | None = None,
         token_ttl_seconds: float = 3600.0,
+        whep: bool = False,
     ) -> None:
         self._client = client
         self._stream = stream
@@ -52,6 +53,7 @@ class LivepeerProvisioner:
         self._record = record
         self._signer = signer
         self._token_ttl = token_ttl_seconds
+        self._whep = whep  # WebRTC playback: the WHEP URL from the playback info
         self._created_id: str | None = None
 
     def describe(self) -> tuple[str, str]:
@@ -91,6 +93,7 @@ class LivepeerProvisioner:
             )
             self._created_id = created.id
             ingest_base, playback_base = await self._resolve_bases()
+            whep_url = await self._client.whep_url(created.playback_id) if self._whep else None
         except LivepeerAPIError as exc:
             raise ProvisionError("api_error", str(exc)) from None
         except ValueError as exc:
@@ -108,6 +111,7 @@ class LivepeerProvisioner:
             playback_url=playback_url(created.playback_id, playback_base),
             headers=headers,
             secrets=(created.stream_key,),
+            whep_url=whep_url,
         )
 
     async def release(self) -> None:
