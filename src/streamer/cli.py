@@ -100,7 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
         "STREAMER_SHARD, else every stream)",
     )
 
-    origin = commands.add_parser("origin", help="a local RTMP->HLS origin with a ladder")
+    origin = commands.add_parser(
+        "origin", help="a local origin: RTMP in, an HLS ladder and WHEP (WebRTC) out"
+    )
     origin.add_argument("--rtmp-port", type=int, default=1935)
     origin.add_argument("--http-port", type=int, default=8080)
     origin.add_argument("--host", default="127.0.0.1")

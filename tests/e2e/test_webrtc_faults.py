@@ -113,6 +113,7 @@ async def test_a_one_second_blackout_is_a_freeze_reported_within_freeze_ms_and_a
     assert {"frozen_video", "frame_drop"} <= kinds, seen
     assert kinds <= {"frozen_video", "frame_drop", "audio_missing"}, seen
     frozen = next(f for f in failures if f.kind == "frozen_video")
+    assert frozen.at > blackout_at, seen  # nothing froze before the blackout
     assert frozen.labels.playback_protocol == "webrtc" and frozen.rendition == "webrtc"
     # The freeze began with the last frame before the blackout: reported within
     # freeze_ms + 100 ms of the blackout.

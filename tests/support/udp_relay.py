@@ -60,6 +60,7 @@ class UdpRelay:
         self._peer: tuple[str, int] | None = None
         self.port = 0
         self.relayed = 0
+        self._pending: set[asyncio.TimerHandle] = set()  # delayed datagrams
 
     async def start(self) -> int:
         loop = asyncio.get_running_loop()
@@ -88,13 +89,25 @@ class UdpRelay:
         self.relayed += 1
         transport = side.transport
         if self.impairment.delay > 0:
-            asyncio.get_running_loop().call_later(
-                self.impairment.delay, transport.sendto, data, target
+            handle = asyncio.get_running_loop().call_later(
+                self.impairment.delay, self._send_late, transport, data, target
             )
+            self._pending.add(handle)
         else:
             transport.sendto(data, target)
 
+    def _send_late(
+        self, transport: asyncio.DatagramTransport, data: bytes, target: tuple[str, int]
+    ) -> None:
+        now = asyncio.get_running_loop().time()
+        self._pending = {h for h in self._pending if h.when() > now}  # those still to fire
+        if not transport.is_closing():
+            transport.sendto(data, target)
+
     def close(self) -> None:
+        for handle in self._pending:
+            handle.cancel()
+        self._pending.clear()
         for side in (self._front, self._back):
             if side is not None and side.transport is not None:
                 side.transport.close()

@@ -49,6 +49,9 @@ CONNECT_TIMEOUT_SECONDS = 10.0  # ICE and DTLS after the answer
 RETRY_SECONDS = 0.25  # offers before the stream is live
 _WATCH_SECONDS = 0.02  # the freeze watch's step: bounds how late a freeze is reported
 _IDLE_FLUSH_SECONDS = 0.1  # frames held back this long go out as a short unit
+# Playback is still starting this long after the first frame (a browser is still filling
+# its jitter buffer): a stall then is part of the startup time, not a freeze.
+_SETTLE_SECONDS = 1.0
 _STATS_SECONDS = 2.0
 _VIDEO_CLOCK_HZ = 90_000
 _AUDIO_CLOCK_HZ = 48_000
@@ -70,6 +73,7 @@ class WebRtcPlayback:
         self._playing = False  # the first frame arrived
         self._ended = False
         self._last_frame: float | None = None  # monotonic
+        self._first_frame: float | None = None  # monotonic
         self._frozen_since: float | None = None  # monotonic: the last frame before a freeze
         self._closing = False
         self._stats_seen: dict[str, tuple[int, int]] = {}  # kind -> (received, lost)
@@ -216,6 +220,7 @@ class WebRtcPlayback:
         now = time.monotonic()
         if not self._playing:
             self._playing = True
+            self._first_frame = now
             self._observer.on_rendition(RENDITION, None, None, None)
         if self._frozen_since is not None:
             self._observer.on_measurement(FreezeEnded(RENDITION, now - self._frozen_since))
@@ -238,7 +243,10 @@ class WebRtcPlayback:
             idle = time.monotonic() - self._last_frame
             if idle >= _IDLE_FLUSH_SECONDS and self._batcher.pending:
                 self._deliver()
-            if idle >= threshold and self._frozen_since is None and not self._ended:
+            settled = self._first_frame is not None and (
+                self._last_frame - self._first_frame >= _SETTLE_SECONDS
+            )
+            if idle >= threshold and settled and self._frozen_since is None and not self._ended:
                 self._frozen_since = self._last_frame
                 self._observer.on_error(
                     RENDITION, FROZEN, f"no new frame for {self._options.freeze_ms:g} ms"
