@@ -29,17 +29,16 @@ import av
 import av.bitstream
 from aiohttp import web
 from aiortc import (
-    MediaStreamTrack,
     RTCConfiguration,
     RTCPeerConnection,
     RTCRtpCodecCapability,
     RTCRtpSender,
     RTCSessionDescription,
 )
-from aiortc.mediastreams import MediaStreamError
 
 from streamer.origin.relay import RejectedError, mask_key, stream_key
 from streamer.webrtc.ice import loopback_only
+from streamer.webrtc.media import MediaPacket, PacketTrack
 
 log = logging.getLogger("streamer.origin")
 
@@ -47,22 +46,12 @@ OPUS_RATE = 48_000
 OPUS_FRAME_SAMPLES = 960  # 20 ms
 OPUS_BITRATE = 96_000
 _VIDEO_TIME_BASE = fractions.Fraction(1, 90_000)
-_AUDIO_TIME_BASE = fractions.Fraction(1, OPUS_RATE)
-_QUEUE_PACKETS = 256  # a viewer this far behind loses packets
 MAX_OFFER_BYTES = 64 << 10
 MAX_VIEWERS = 64
 _CORS = {
     "Access-Control-Allow-Origin": "*",
     "Access-Control-Expose-Headers": "Location",
 }
-
-
-@dataclass(frozen=True)
-class MediaPacket:
-    kind: str  # "video" or "audio"
-    data: bytes
-    pts: int  # in the kind's time base (90 kHz video, 48 kHz audio)
-    keyframe: bool
 
 
 class MediaFeed:
@@ -134,46 +123,11 @@ class MediaFeed:
                 self._audio_samples += OPUS_FRAME_SAMPLES
 
 
-class _PacketTrack(MediaStreamTrack):
-    """Pre-encoded packets for one viewer; aiortc packs them for RTP without decoding."""
-
-    def __init__(self, kind: str) -> None:
-        super().__init__()
-        self.kind = kind
-        self._queue: asyncio.Queue[MediaPacket | None] = asyncio.Queue(_QUEUE_PACKETS)
-        self._started = kind == "audio"  # video waits for a keyframe
-        self.dropped = 0
-
-    def offer(self, packet: MediaPacket) -> None:
-        if not self._started:
-            if not packet.keyframe:
-                return
-            self._started = True
-        try:
-            self._queue.put_nowait(packet)
-        except asyncio.QueueFull:
-            self.dropped += 1
-
-    def end(self) -> None:
-        with contextlib.suppress(asyncio.QueueFull):
-            self._queue.put_nowait(None)
-
-    async def recv(self) -> av.Packet[av.stream.Stream]:
-        item = await self._queue.get()
-        if item is None or self.readyState != "live":
-            self.stop()
-            raise MediaStreamError
-        packet = av.Packet(item.data)
-        packet.pts = item.pts
-        packet.time_base = _VIDEO_TIME_BASE if self.kind == "video" else _AUDIO_TIME_BASE
-        return packet
-
-
 @dataclass
 class _Viewer:
     key: str
     pc: RTCPeerConnection
-    tracks: dict[str, _PacketTrack] = field(default_factory=dict)
+    tracks: dict[str, PacketTrack] = field(default_factory=dict)
 
 
 class WhepHub:
@@ -271,7 +225,7 @@ class WhepHub:
         # Transceivers first, with their codecs: the offer's media lines take them, and
         # the answer then lists only what the forwarded media is (H.264, Opus).
         for kind in ("video", "audio"):
-            track = _PacketTrack(kind)
+            track = PacketTrack(kind)
             viewer.tracks[kind] = track
             transceiver = pc.addTransceiver(track, direction="sendonly")
             transceiver.setCodecPreferences(_codecs(kind))
