@@ -9,7 +9,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-STREAM_LABELS = frozenset({"stream", "ingest_region", "playback_region"})
+STREAM_LABELS = frozenset(
+    {"stream", "ingest_region", "playback_region", "ingest_protocol", "playback_protocol"}
+)
 TARGET_LABELS = frozenset({"job", "instance"})
 
 # name -> (type, labels besides the target labels)
@@ -24,6 +26,14 @@ METRICS: dict[str, tuple[str, frozenset[str]]] = {
     "streamer_last_session_success": ("gauge", STREAM_LABELS),
     "streamer_last_success_timestamp_seconds": ("gauge", STREAM_LABELS),
     "streamer_build_info": ("gauge", frozenset({"version"})),
+    # WebRTC (WHEP) playback: frame by frame, freezes, transport.
+    "streamer_frame_latency_seconds": ("histogram", STREAM_LABELS | {"rendition"}),
+    "streamer_webrtc_connect_seconds": ("histogram", STREAM_LABELS),
+    "streamer_freezes_total": ("counter", STREAM_LABELS | {"rendition"}),
+    "streamer_freeze_seconds_total": ("counter", STREAM_LABELS | {"rendition"}),
+    "streamer_rtp_packets_received_total": ("counter", STREAM_LABELS | {"media"}),
+    "streamer_rtp_packets_lost_total": ("counter", STREAM_LABELS | {"media"}),
+    "streamer_rtp_jitter_seconds": ("gauge", STREAM_LABELS | {"media"}),
     # Monitor-level: Livepeer Studio API calls by operation.
     "streamer_api_latency_seconds": ("histogram", frozenset({"operation"})),
     # Monitor-level: one series per configured notifier.

@@ -168,5 +168,8 @@ def test_the_panels_a_user_looks_for() -> None:
         for selector in selectors(target.expr):
             if "stream" in labels[selector.metric]:
                 assert {"stream", "ingest_region"} <= selector.labels, target.panel
+    assert "streamer_frame_latency_seconds_bucket" in exprs["Glass-to-glass latency by protocol"]
+    assert "playback_protocol" in exprs["Startup latency by protocol"]
+    assert "streamer_freezes_total" in exprs["Freezes by protocol"]
     counts = Counter(t.panel for t in TARGETS)
     assert counts["Segment latency by rendition"] >= 2

@@ -32,7 +32,14 @@ pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
 # Panels that only have data in Livepeer API mode or after a failed notification.
-OPTIONAL_PANELS = {"Livepeer API latency (p95)", "Notification errors"}
+OPTIONAL_PANELS = {
+    "Livepeer API latency (p95)",
+    "Notification errors",
+    # These streams play HLS only (WebRTC is measured in tests/e2e/test_webrtc_*.py).
+    "Glass-to-glass latency by protocol",
+    "Freezes by protocol",
+    "WebRTC connect time and RTP loss",
+}
 # Grafana's variables, as the time picker and a 1 s scrape interval would set them.
 BUILTINS = {"__rate_interval": "30s", "__interval": "5s", "__range": "15m"}
 STARTUP_TIMEOUT = 60.0
