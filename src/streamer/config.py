@@ -150,6 +150,8 @@ class StreamConfig(BaseModel):
     whep_url: str | None = None
     ice_servers: list[str] = Field(default_factory=list, max_length=16)
     freeze_ms: float = Field(500.0, ge=50.0, le=60_000.0)
+    # Livepeer API mode: publish over RTMP (default) or WHIP; fixed URLs: their scheme.
+    ingest_protocol: Literal["rtmp", "whip"] | None = None
 
     @field_validator(
         "duration",
@@ -253,6 +255,16 @@ class StreamConfig(BaseModel):
                 f"expected_renditions: {expected} is more than max_renditions "
                 f"({self.max_renditions}), the most renditions followed"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _ingest_protocol(self) -> StreamConfig:
+        if self.ingest_url and self.ingest_protocol:
+            named = ingest_protocol(self.ingest_url).name
+            if named != self.ingest_protocol:
+                raise ValueError(
+                    f"ingest_protocol: {self.ingest_protocol}, but the ingest URL is {named}"
+                )
         return self
 
     @model_validator(mode="after")
@@ -425,6 +437,7 @@ def from_environment(env: Mapping[str, str]) -> MonitorConfig | None:
         ("whep_url", env.get("WHEP_URL")),
         ("ice_servers", env.get("ICE_SERVERS")),
         ("freeze_ms", env.get("FREEZE_MS")),
+        ("ingest_protocol", env.get("INGEST_PROTOCOL")),
     ):
         if name:
             entry[key] = name
@@ -449,6 +462,7 @@ def from_environment(env: Mapping[str, str]) -> MonitorConfig | None:
             ("whep_url", "WHEP_URL"),
             ("ice_servers", "ICE_SERVERS"),
             ("freeze_ms", "FREEZE_MS"),
+            ("ingest_protocol", "INGEST_PROTOCOL"),
             ("livepeer.api_url", "LIVEPEER_API_URL"),
         ):
             message = message.replace(f": {field}:", f": {variable}:")

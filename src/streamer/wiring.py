@@ -31,8 +31,12 @@ def flv_clip(spec: ClipSpec) -> FlvClip:
 
 
 def labels(stream: StreamConfig) -> StreamLabels:
-    # API mode publishes over RTMP until the stream's configuration names another protocol.
-    ingest = ingest_protocol(stream.ingest_url).name if stream.ingest_url else "rtmp"
+    # API mode publishes over RTMP unless the stream's configuration names WHIP.
+    ingest = (
+        ingest_protocol(stream.ingest_url).name
+        if stream.ingest_url
+        else stream.ingest_protocol or "rtmp"
+    )
     return StreamLabels(
         stream.name,
         stream.ingest_region,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import fractions
 from pathlib import Path
 
+import aiohttp
 import av
 import numpy as np
 import pytest
@@ -18,13 +19,17 @@ from streamer.events import (
     PlaybackMeasured,
     StreamLabels,
 )
-from streamer.livepeer.client import webrtc_source
+from streamer.livepeer.client import LivepeerClient, webrtc_source
+from streamer.livepeer.provision import LivepeerProvisioner
 from streamer.placement import frame_latencies
 from streamer.playback.frame_batch import FrameBatcher
+from streamer.publish.registry import ingest_protocol
 from streamer.publish.sendlog import SendLog
 from streamer.sinks.metrics import MetricsSink
 from streamer.testsignal import timecode
 from streamer.webrtc.ice import configuration, is_loopback_url
+from streamer.wiring import labels
+from tests.support.fake_livepeer import FakeLivepeer
 
 VIDEO_TB = fractions.Fraction(1, 90_000)
 AUDIO_TB = fractions.Fraction(1, 48_000)
@@ -222,3 +227,36 @@ def test_the_whep_url_is_the_playback_infos_h264_webrtc_source() -> None:
         is None
     )
     assert webrtc_source([]) is None
+
+
+async def test_api_mode_over_whip_publishes_to_livepeers_whip_url_for_the_stream_key() -> None:
+    async with FakeLivepeer("k") as fake, aiohttp.ClientSession() as http:
+        provisioner = LivepeerProvisioner(
+            LivepeerClient(fake.api_url, "k", http),
+            "w",
+            ingest_region="r",
+            playback_region="r",
+            ingest_base=None,
+            playback_base="https://cdn.example/hls",
+            whip=True,
+        )
+        target = await provisioner.acquire()
+        await provisioner.release()
+    (created,) = fake.created
+    key = created["streamKey"]
+    assert target.ingest_url == f"whip+https://playback.livepeer.studio/webrtc/{key}"
+    assert ingest_protocol(target.ingest_url).name == "whip"
+    assert key not in target.masked()[0]
+
+
+def test_ingest_protocol_whip_names_the_label_and_must_match_a_fixed_url() -> None:
+    config = from_environment({"LIVEPEER_API_KEY": "k", "INGEST_PROTOCOL": "whip"})
+    assert config is not None
+    assert labels(config.streams[0]).ingest_protocol == "whip"
+    env = {
+        "INGEST_URL": "rtmp://h/live/k",
+        "PLAYBACK_URL": "http://h/a.m3u8",
+        "INGEST_PROTOCOL": "whip",
+    }
+    with pytest.raises(ConfigError, match="INGEST_PROTOCOL: whip, but the ingest URL is rtmp"):
+        from_environment(env)

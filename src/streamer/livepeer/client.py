@@ -171,6 +171,16 @@ def webrtc_source(body: Any) -> str | None:
     return None
 
 
+# WHIP ingest as Livepeer documents it: POST the offer to <base>/<streamKey>.
+WHIP_INGEST_BASE = "https://playback.livepeer.studio/webrtc"
+
+
+def whip_ingest_url(stream_key: str, whip_base: str = WHIP_INGEST_BASE) -> str:
+    """The whip+https:// ingest URL of a stream key (the scheme names the protocol)."""
+    base = whip_base.rstrip("/")
+    return f"{base if base.startswith('whip+') else 'whip+' + base}/{stream_key}"
+
+
 def ingest_url(stream_key: str, ingest_base: str) -> str:
     return f"{ingest_base.rstrip('/')}/{stream_key}"
 

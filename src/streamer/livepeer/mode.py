@@ -81,4 +81,5 @@ def provisioner(
         record=stream.livepeer.record,
         signer=mode.signer,
         whep="webrtc" in stream.playback,
+        whip=stream.ingest_protocol == "whip",
     )

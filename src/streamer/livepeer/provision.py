@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 
 from streamer.livepeer.client import (
     DEFAULT_PROFILES,
+    WHIP_INGEST_BASE,
     Ingest,
     LivepeerAPIError,
     LivepeerClient,
@@ -16,6 +17,7 @@ from streamer.livepeer.client import (
     playback_url,
     regional_base,
     stream_name_prefix,
+    whip_ingest_url,
 )
 from streamer.livepeer.jwt import LIVEPEER_JWT_HEADER, PlaybackTokenSigner
 from streamer.targets import ProvisionError, Target
@@ -44,6 +46,7 @@ class LivepeerProvisioner:
         signer: PlaybackTokenSigner | None = None,
         token_ttl_seconds: float = 3600.0,
         whep: bool = False,
+        whip: bool = False,
     ) -> None:
         self._client = client
         self._stream = stream
@@ -54,6 +57,7 @@ class LivepeerProvisioner:
         self._signer = signer
         self._token_ttl = token_ttl_seconds
         self._whep = whep  # WebRTC playback: the WHEP URL from the playback info
+        self._whip = whip  # WebRTC ingest: <ingest_base or Livepeer's WHIP base>/<streamKey>
         self._created_id: str | None = None
 
     def describe(self) -> tuple[str, str]:
@@ -107,7 +111,11 @@ class LivepeerProvisioner:
                 return {LIVEPEER_JWT_HEADER: signer.token(playback_id, ttl)}
 
         return Target(
-            ingest_url=ingest_url(created.stream_key, ingest_base),
+            ingest_url=(
+                whip_ingest_url(created.stream_key, self._bases[0] or WHIP_INGEST_BASE)
+                if self._whip
+                else ingest_url(created.stream_key, ingest_base)
+            ),
             playback_url=playback_url(created.playback_id, playback_base),
             headers=headers,
             secrets=(created.stream_key,),
