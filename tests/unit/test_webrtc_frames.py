@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fractions
+import io
 from pathlib import Path
 
 import aiohttp
@@ -13,6 +14,7 @@ from prometheus_client import generate_latest
 
 from streamer.config import ConfigError, from_environment, load_file
 from streamer.events import (
+    CheckFailed,
     ConnectTime,
     FramesPlayed,
     FreezeEnded,
@@ -26,6 +28,8 @@ from streamer.playback.frame_batch import FrameBatcher
 from streamer.publish.registry import ingest_protocol
 from streamer.publish.sendlog import SendLog
 from streamer.sinks.metrics import MetricsSink
+from streamer.sinks.report import SessionReport
+from streamer.sinks.terminal import render_report
 from streamer.testsignal import timecode
 from streamer.webrtc.ice import configuration, is_loopback_url
 from streamer.wiring import labels
@@ -260,3 +264,35 @@ def test_ingest_protocol_whip_names_the_label_and_must_match_a_fixed_url() -> No
     }
     with pytest.raises(ConfigError, match="INGEST_PROTOCOL: whip, but the ingest URL is rtmp"):
         from_environment(env)
+
+
+def test_the_probe_report_shows_webrtc_beside_the_renditions_and_errors_by_protocol() -> None:
+    report = SessionReport()
+    labels_webrtc = StreamLabels("s", "r", "r", playback_protocol="webrtc")
+    report.handle(
+        FramesPlayed(
+            labels=labels_webrtc,
+            session_id="x",
+            rendition="webrtc",
+            latencies_seconds=(0.05, 0.07),
+            at=0,
+        )
+    )
+    report.handle(
+        CheckFailed(
+            labels=labels_webrtc,
+            session_id="x",
+            kind="ice_failed",
+            rendition=None,
+            detail="no ICE candidate pair worked (ICE checking)",
+            at=0,
+        )
+    )
+    document = report.document()
+    assert document["webrtc"]["frames"] == 2
+    assert document["errors"][0]["protocol"] == "webrtc"
+    out = io.StringIO()
+    render_report(document, out)
+    text = out.getvalue()
+    assert "webrtc: 2 frames, glass-to-glass p50 0.060" in text
+    assert "ice_failed" in text and "webrtc" in text

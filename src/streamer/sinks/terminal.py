@@ -159,12 +159,39 @@ def render_report(document: dict[str, Any], out: TextIO) -> None:
             _stat(dur, "max"),
         )
     console.print(table)
+    webrtc = document.get("webrtc")
+    if webrtc is not None:
+        _render_webrtc(console, webrtc)
     if document["errors"]:
         errors = Table(title="errors")
-        for column in ("kind", "rendition", "count", "detail"):
+        for column in ("kind", "protocol", "rendition", "count", "detail"):
             errors.add_column(column)
         for e in document["errors"]:
             errors.add_row(
-                Text(e["kind"]), Text(e["rendition"] or "-"), str(e["count"]), Text(e["detail"])
+                Text(e["kind"]),
+                Text(e.get("protocol") or "-"),
+                Text(e["rendition"] or "-"),
+                str(e["count"]),
+                Text(e["detail"]),
             )
         console.print(errors)
+
+
+def _seconds(value: float | None) -> str:
+    return f"{value:.3f}s" if value is not None else "-"
+
+
+def _render_webrtc(console: Console, webrtc: dict[str, Any]) -> None:
+    """WebRTC's own figures, under the table where its units show as the `webrtc` row."""
+    frames = webrtc["frame_latency_seconds"]
+    console.print(
+        f"webrtc: {webrtc['frames']} frames, glass-to-glass p50 {_stat(frames, 'p50')} "
+        f"p95 {_stat(frames, 'p95')} max {_stat(frames, 'max')}; "
+        f"startup {_seconds(webrtc['startup_latency_seconds'])}, "
+        f"connect {_seconds(webrtc['connect_seconds'])}"
+    )
+    lost, received = webrtc["rtp_packets_lost"], webrtc["rtp_packets_received"]
+    console.print(
+        f"webrtc: {webrtc['freezes']} freeze(s), {webrtc['freeze_seconds']:.3f}s frozen; "
+        f"RTP packets lost {lost} of {lost + received}"
+    )
