@@ -52,6 +52,7 @@ _IDLE_FLUSH_SECONDS = 0.1  # frames held back this long go out as a short unit
 # Playback is still starting this long after the first frame (a browser is still filling
 # its jitter buffer): a stall then is part of the startup time, not a freeze.
 _SETTLE_SECONDS = 1.0
+_OWN_STALL_SECONDS = 0.1  # the watch woke this much late: our own loop was stalled
 _STATS_SECONDS = 2.0
 _VIDEO_CLOCK_HZ = 90_000
 _AUDIO_CLOCK_HZ = 48_000
@@ -234,19 +235,29 @@ class WebRtcPlayback:
 
     async def _watch(self) -> None:
         """Reports a freeze as soon as it reaches `freeze_ms`, and sends held-back frames
-        on when frames pause (the session must not wait for a full unit)."""
+        on when frames pause (the session must not wait for a full unit).
+
+        A freeze is the platform's only when this process was awake to see frames: after a
+        stall of our own event loop (a busy host), the frames waiting in the receiver are
+        late because of us, so the silence is timed again from the end of that stall."""
         threshold = self._options.freeze_ms / 1000
+        awake_since = time.monotonic()
         while True:
+            slept_at = time.monotonic()
             await asyncio.sleep(_WATCH_SECONDS)
+            now = time.monotonic()
+            if now - slept_at > _WATCH_SECONDS + _OWN_STALL_SECONDS:
+                awake_since = now
             if self._last_frame is None:
                 continue
-            idle = time.monotonic() - self._last_frame
+            idle = now - self._last_frame
             if idle >= _IDLE_FLUSH_SECONDS and self._batcher.pending:
                 self._deliver()
             settled = self._first_frame is not None and (
                 self._last_frame - self._first_frame >= _SETTLE_SECONDS
             )
-            if idle >= threshold and settled and self._frozen_since is None and not self._ended:
+            silent = now - max(self._last_frame, awake_since)
+            if silent >= threshold and settled and self._frozen_since is None and not self._ended:
                 self._frozen_since = self._last_frame
                 self._observer.on_error(
                     RENDITION, FROZEN, f"no new frame for {self._options.freeze_ms:g} ms"
