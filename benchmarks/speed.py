@@ -12,7 +12,8 @@ times one fixed chunk of interpreter work (build a dict, JSON round trip, sort: 
 monitor's event loop does most) every `EVERY` seconds, in its own process, and appends
 `wall_time thread_cpu_ms` lines to OUT_FILE until it is stopped. It costs about 2 % of a
 core. A window's speed is the median chunk time inside it; the run's reference is the
-chunk time the machine reached at its fastest (10th percentile over the whole run). A CPU
+chunk time the machine reached at its fastest (2nd percentile over the whole run: the
+hardware's own speed, which two runs share even when one of them was slow throughout). A CPU
 figure is then normalised to the reference: `cpu_seconds * reference / window_median`,
 "CPU seconds as this machine spends them at its full speed". The raw figures stay in the
 JSON beside the normalised ones.
@@ -32,7 +33,7 @@ from benchmarks.usage import Usage
 
 EVERY = 0.25  # seconds between chunks
 CHUNK_KEYS = 6000  # about 3-5 ms of CPU per chunk on this class of machine
-REFERENCE_QUANTILE = 0.10
+REFERENCE_QUANTILE = 0.02
 
 
 def _chunk() -> int:
