@@ -119,11 +119,12 @@ class FfmpegSrtOrigin(FfmpegHlsOrigin):
 class JudgingListener:
     """An SRT listener that accepts a caller only when `judge(streamid)` returns 0; otherwise
     the caller is rejected with that code (1403 forbidden, as an access control would).
-    Accepted callers are read and discarded."""
+    What accepted callers send is kept in `received`, one bytearray per caller."""
 
-    def __init__(self, judge: Callable[[str], int]) -> None:
+    def __init__(self, judge: Callable[[str], int] = lambda _sid: 0) -> None:
         self._judge = judge
         self.seen: list[str] = []
+        self.received: list[bytearray] = []
         self._socket = libsrt.Socket()
         self._socket.set_int(libsrt.TRANSTYPE, libsrt.TRANSTYPE_LIVE)
         self.port = self._socket.bind("127.0.0.1", 0)
@@ -139,13 +140,15 @@ class JudgingListener:
                 caller = self._socket.accept()
             except libsrt.SrtError:
                 return  # closed
-            threading.Thread(target=self._drain, args=(caller,), daemon=True).start()
+            received = bytearray()
+            self.received.append(received)
+            threading.Thread(target=self._read, args=(caller, received), daemon=True).start()
 
     @staticmethod
-    def _drain(caller: libsrt.Socket) -> None:
+    def _read(caller: libsrt.Socket, into: bytearray) -> None:
         with contextlib.suppress(libsrt.SrtError):
-            while caller.receive():
-                pass
+            while message := caller.receive():
+                into.extend(message)
         caller.close()
 
     def __enter__(self) -> JudgingListener:
