@@ -16,6 +16,7 @@ from streamer.testsignal.clip import Clip
 from tests.support.ports import free_port
 from tests.support.session_run import Recorder, run_session
 from tests.support.srt_origin import FfmpegSrtOrigin, JudgingListener, srt_url
+from tests.support.udp_relay import Impairment, UdpRelay
 
 pytestmark = pytest.mark.e2e
 
@@ -107,3 +108,50 @@ async def test_nothing_listening_is_publish_failed(clip: Clip, flv: FlvClip) -> 
     [reason] = _publish_failures(recorder)
     assert reason.startswith("connection refused or timed out"), reason
     assert f"127.0.0.1:{port}" in reason
+
+
+async def _through_relay(
+    tmp_path: Path, clip: Clip, flv: FlvClip, impairment: Impairment, latency_ms: int
+) -> tuple[Recorder, UdpRelay]:
+    key = _key()
+    with FfmpegSrtOrigin(tmp_path) as origin, origin.listen_srt(key, latency_ms=latency_ms) as port:
+        relay = await UdpRelay(port, impairment).start()
+        try:
+            ingest = srt_url(relay.port, key, latency_ms=latency_ms)
+            recorder, _ = await run_session(
+                _settings(ingest, origin.playback_url(key), duration=12.0), flv, clip.spec
+            )
+        finally:
+            relay.close()
+    return recorder, relay
+
+
+async def test_moderate_loss_is_retransmitted_and_stays_healthy(
+    tmp_path: Path, clip: Clip, flv: FlvClip
+) -> None:
+    recorder, relay = await _through_relay(
+        tmp_path, clip, flv, Impairment(loss=0.05, delay_seconds=0.01), latency_ms=300
+    )
+    assert relay.dropped > 50  # the path really lost packets
+    failures = [f"{e.kind}: {e.detail}" for e in recorder.of(CheckFailed)]
+    assert not failures, failures
+    assert _outcome(recorder) == "success"
+    stats = recorder.of(IngestLinkStats)
+    assert sum(s.packets_retransmitted for s in stats) > 0
+    assert max(s.rtt_seconds for s in stats) >= 0.02  # the relay's delay, both ways
+
+
+async def test_loss_past_the_latency_window_is_seen_by_the_viewer(
+    tmp_path: Path, clip: Clip, flv: FlvClip
+) -> None:
+    # 20 % loss with 40 ms each way against a 40 ms latency window: retransmissions come
+    # too late, the listener drops what is missing and the HLS it writes is damaged.
+    recorder, relay = await _through_relay(
+        tmp_path, clip, flv, Impairment(loss=0.2, delay_seconds=0.04), latency_ms=40
+    )
+    assert relay.dropped > 100
+    assert _outcome(recorder) == "failure"
+    kinds = {e.kind for e in recorder.of(CheckFailed)}
+    assert "publish_failed" not in kinds  # the publish itself went on
+    assert kinds & {"frame_drop", "segment_decode_error", "audio_missing"}, kinds
+    assert sum(s.packets_retransmitted for s in recorder.of(IngestLinkStats)) > 0
