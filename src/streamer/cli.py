@@ -39,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--ingest-url",
         default=None,
         metavar="URL",
-        help="rtmp[s]://host/app/STREAM_KEY (shown by ps: prefer --ingest-url-file or "
+        help="rtmp[s]://host/app/STREAM_KEY or srt://host:port?streamid=STREAM_KEY (shown "
+        "by ps: prefer --ingest-url-file or "
         "INGEST_URL in the environment)",
     )
     stream.add_argument(
