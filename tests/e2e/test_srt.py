@@ -7,12 +7,16 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from streamer.events import CheckFailed, IngestLinkStats, SessionEnded, StreamLabels
+from streamer.livepeer.client import LivepeerClient
+from streamer.livepeer.provision import LivepeerProvisioner
 from streamer.publish.flv import FlvClip
-from streamer.session import SessionSettings
+from streamer.session import Session, SessionSettings
 from streamer.testsignal.clip import Clip
+from tests.support.fake_livepeer import FakeLivepeer
 from tests.support.ports import free_port
 from tests.support.session_run import Recorder, run_session
 from tests.support.srt_origin import FfmpegSrtOrigin, JudgingListener, srt_url
@@ -155,3 +159,44 @@ async def test_loss_past_the_latency_window_is_seen_by_the_viewer(
     assert "publish_failed" not in kinds  # the publish itself went on
     assert kinds & {"frame_drop", "segment_decode_error", "audio_missing"}, kinds
     assert sum(s.packets_retransmitted for s in recorder.of(IngestLinkStats)) > 0
+
+
+async def test_livepeer_api_mode_publishes_over_srt(
+    tmp_path: Path, clip: Clip, flv: FlvClip
+) -> None:
+    key = _key()
+    api_key = "sk-live-apikey-0123456789abcdef"
+    with FfmpegSrtOrigin(tmp_path) as origin, origin.listen_srt(key) as port:
+        async with (
+            FakeLivepeer(
+                api_key,
+                ingest_base=f"srt://127.0.0.1:{port}",
+                playback_base=f"http://127.0.0.1:{origin.http_port}",
+                playback_id_is_stream_key=True,
+                stream_key=key,
+            ) as fake,
+            aiohttp.ClientSession() as http,
+        ):
+            provisioner = LivepeerProvisioner(
+                LivepeerClient(fake.api_url, api_key, http),
+                "api-srt",
+                ingest_region="local",
+                playback_region="local",
+                ingest_base=fake.ingest_base,
+                playback_base=fake.playback_base,
+                ingest_protocol="srt",
+            )
+            settings = SessionSettings(
+                labels=LABELS,
+                duration_seconds=8,
+                startup_timeout_seconds=15,
+                provisioner=provisioner,
+            )
+            recorder = Recorder()
+            await Session(settings, flv, clip.spec, recorder).run()
+    failures = [f"{e.kind}: {e.detail}" for e in recorder.of(CheckFailed)]
+    assert not failures, failures
+    assert _outcome(recorder) == "success"
+    assert recorder.segments
+    assert fake.calls_of("delete_stream"), "the test stream is deleted after the session"
+    assert not fake.streams
