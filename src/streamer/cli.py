@@ -80,9 +80,15 @@ def build_parser() -> argparse.ArgumentParser:
     monitor.add_argument("--config", default=None, help="YAML streams file")
     monitor.add_argument("--metrics-addr", default=None, help="host:port (default :9090)")
 
-    origin = commands.add_parser("origin", help="a local RTMP->HLS origin with a ladder")
+    origin = commands.add_parser("origin", help="a local RTMP/SRT->HLS origin with a ladder")
     origin.add_argument("--rtmp-port", type=int, default=1935)
     origin.add_argument("--http-port", type=int, default=8080)
+    origin.add_argument(
+        "--srt-port",
+        type=int,
+        default=None,
+        help="UDP port for SRT publishers (0: none; default 2935, skipped if taken)",
+    )
     origin.add_argument("--host", default="127.0.0.1")
     return parser
 
