@@ -58,6 +58,7 @@ class UdpRelay(asyncio.DatagramProtocol):
         self._transport: asyncio.DatagramTransport | None = None
         self._clients: dict[Address, _Upstream] = {}
         self._pending: dict[Address, list[bytes]] = {}
+        self._delayed: set[asyncio.TimerHandle] = set()
 
     async def start(self) -> UdpRelay:
         loop = asyncio.get_running_loop()
@@ -71,7 +72,7 @@ class UdpRelay(asyncio.DatagramProtocol):
         self._transport = cast(asyncio.DatagramTransport, transport)
 
     def downstream_send(self, data: bytes, client: Address) -> None:
-        if self._transport is not None:
+        if self._transport is not None and not self._transport.is_closing():
             self._transport.sendto(data, client)
 
     def forward(self, send: Send, data: bytes, to: Address) -> None:
@@ -80,10 +81,17 @@ class UdpRelay(asyncio.DatagramProtocol):
             return
         self.forwarded += 1
         delay = self.impairment.delay_seconds
-        if delay > 0:
-            asyncio.get_running_loop().call_later(delay, send, data, to)
-        else:
+        if delay <= 0:
             send(data, to)
+            return
+        handle: asyncio.TimerHandle
+
+        def later() -> None:
+            self._delayed.discard(handle)
+            send(data, to)
+
+        handle = asyncio.get_running_loop().call_later(delay, later)
+        self._delayed.add(handle)
 
     def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
         client = (str(addr[0]), int(addr[1]))
@@ -99,7 +107,7 @@ class UdpRelay(asyncio.DatagramProtocol):
 
     def _upstream_send(self, upstream: _Upstream) -> Send:
         def send(data: bytes, _client: Address) -> None:
-            if upstream.transport is not None:
+            if upstream.transport is not None and not upstream.transport.is_closing():
                 upstream.transport.sendto(data, self.upstream)
 
         return send
@@ -114,6 +122,9 @@ class UdpRelay(asyncio.DatagramProtocol):
             self.forward(self._upstream_send(upstream), data, client)
 
     def close(self) -> None:
+        for handle in self._delayed:
+            handle.cancel()
+        self._delayed.clear()
         for upstream in self._clients.values():
             if upstream.transport is not None:
                 upstream.transport.close()

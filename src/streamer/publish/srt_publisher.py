@@ -199,15 +199,18 @@ class SrtPublisher:
                 await asyncio.sleep(_FULL_BUFFER_RETRY_SECONDS)
 
     async def _drain(self, sock: libsrt.Socket) -> None:
-        """Lets the last GOP leave the send buffer before the socket closes."""
+        """Lets the last GOP leave the send buffer, and the listener deliver it (it holds
+        each packet for the latency window), before the socket closes: a listener drops
+        what it still holds when the connection ends."""
         deadline = time.monotonic() + _DRAIN_SECONDS
         while time.monotonic() < deadline:
             try:
                 if sock.stats().send_buffer_bytes == 0:
-                    return
+                    break
             except libsrt.SrtError:
                 return
             await asyncio.sleep(0.02)
+        await asyncio.sleep(self._target.latency_ms / 1000)
 
     async def _report_stats(self, sock: libsrt.Socket) -> None:
         while True:
