@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import ctypes.util
+
 import pytest
 
+from streamer.config import ConfigError, from_environment
+from streamer.publish import libsrt
 from streamer.publish.registry import ingest_protocol
+from streamer.publish.srt_ingest import SrtIngest
 from streamer.publish.srt_url import mask_srt, parse_srt, srt_secrets
 from streamer.urls import InvalidURLError
 
@@ -69,3 +74,20 @@ def test_registry_routes_srt_urls() -> None:
     assert protocol.mask(URL).count("****") == 2
     with pytest.raises(InvalidURLError, match="srt://"):
         ingest_protocol("udp://host:9000")
+
+
+def test_a_bad_srt_url_in_the_environment_names_the_variable() -> None:
+    env = {"INGEST_URL": "srt://host?streamid=k", "PLAYBACK_URL": "http://host/x.m3u8"}
+    with pytest.raises(ConfigError, match=r"INJEST_URL.*needs a port"):
+        from_environment(env)
+
+
+def test_without_libsrt_an_srt_url_is_refused_naming_the_package(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A machine without the library: nothing under the names libsrt is looked up by.
+    monkeypatch.setattr(libsrt, "_lib", None)
+    monkeypatch.setattr(libsrt, "_SONAMES", ("libsrt-absent.so.0",))
+    monkeypatch.setattr(ctypes.util, "find_library", lambda _name: None)
+    with pytest.raises(InvalidURLError, match=r"install the Debian package libsrt1\.5-openssl"):
+        SrtIngest().validate(URL)
