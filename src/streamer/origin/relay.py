@@ -145,21 +145,21 @@ class PublishRelay:
         except TimeoutError:
             raise RejectedError(f"no publish command within {PUBLISH_WITHIN_S:g}s") from None
         try:
-            key = await self._claim(request)
+            key = await self.claim(stream_key(request.stream_name))
         except RejectedError as exc:
             refuse(writer, request, str(exc))
             raise
         try:
             await self._transcode(key, request, reader, writer, peer)
         finally:
-            self._active_keys.discard(key)
-            finished = self._finishing.pop(key, None)
-            if finished is not None:
-                finished.set()
-            self._schedule_removal(key)
+            self.release(key)
 
-    async def _claim(self, request: PublishRequest) -> str:
-        key = stream_key(request.stream_name)
+    def is_publishing(self, key: str) -> bool:
+        return key in self._active_keys
+
+    async def claim(self, key: str) -> str:
+        """Reserves `key` for one publish (any ingest protocol) and empties its directory;
+        RejectedError when it is publishing already. `release(key)` when it ends."""
         finishing = self._finishing.get(key)
         if finishing is not None:
             with contextlib.suppress(TimeoutError):
@@ -174,6 +174,14 @@ class PublishRelay:
         # starts with the first media packet) sees the previous session's files.
         fresh_directory(self._hls_root / key)
         return key
+
+    def release(self, key: str) -> None:
+        """The publish of `key` has ended and its files are finished."""
+        self._active_keys.discard(key)
+        finished = self._finishing.pop(key, None)
+        if finished is not None:
+            finished.set()
+        self._schedule_removal(key)
 
     async def _transcode(
         self,
