@@ -629,7 +629,7 @@ def figures(points: list[DensityPoint], plan: Plan, speed: Speed) -> list[Figure
                     f"Monitor: publish + follow + download + analyse ({mode}) + all checks, "
                     "one process; baseline: N ffmpeg processes that only publish. CPU "
                     "seconds at the machine's full speed (benchmarks/speed.py: a probe timed "
-                    "the same work all along; the window's median against the run's "
+                    "the same work all along; the window's mean against the run's "
                     f"fastest, {_ms(speed.reference_ms)}); raw CPU seconds in the JSON."
                 )
                 if index == 0
