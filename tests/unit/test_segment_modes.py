@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import io
+import itertools
+from fractions import Fraction
+
+import av
 import pytest
 
 from streamer.playback.segment import analyse, default_mode
+from streamer.testsignal.clip import ClipSpec, _video_frames
 from tests.support.check_records import real_segment
 
 
@@ -40,3 +46,31 @@ def test_keyframe_mode_agrees_with_full_decoding() -> None:
 def test_mode_from_the_environment(monkeypatch: pytest.MonkeyPatch, value: str, mode: str) -> None:
     monkeypatch.setenv("STREAMER_DECODE_MODE", value)
     assert default_mode() == mode
+
+
+def _encoded(frozen: range, preset: str = "veryfast") -> bytes:
+    """60 frames of the test picture (one GOP) as MPEG-TS; frames in `frozen` repeat the
+    picture before them, as an encoder fed a frozen input codes them."""
+    pictures = list(itertools.islice(_video_frames(ClipSpec()), 60))
+    out_buffer = io.BytesIO()
+    with av.open(out_buffer, "w", format="mpegts") as out:
+        stream = out.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 640, 360, "yuv420p"
+        stream.options = {"preset": preset, "x264-params": "keyint=60:bframes=0"}
+        for n in range(60):
+            shown = pictures[frozen.start - 1] if n in frozen else pictures[n]
+            frame = av.VideoFrame.from_ndarray(shown, format="yuv420p")
+            frame.pts, frame.time_base = n, Fraction(1, 30)
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return out_buffer.getvalue()
+
+
+def test_keyframe_mode_decodes_every_frame_of_a_segment_whose_packets_look_still() -> None:
+    # A frozen picture inside the GOP shows in no keyframe; its skipped-macroblock packets
+    # (a few bytes each) show it, and the whole segment is then decoded.
+    frozen = analyse(_encoded(range(20, 30)), mode="keyframe")
+    assert frozen.timecodes[20:30] == (19,) * 10
+    assert all(code is not None for code in frozen.timecodes)
+    healthy = analyse(_encoded(range(0)), mode="keyframe")
+    assert healthy.timecodes[0] == 0 and set(healthy.timecodes[1:]) == {None}

@@ -218,6 +218,11 @@ _MAX_ONSETS = 256
 # Keyframe mode decodes the audio this close to a keyframe only: the A/V check's pairing
 # window (0.45 s) plus the quiet that must precede a burst (_QUIET_SECONDS).
 _AUDIO_AROUND_MARKER_SECONDS = 0.5
+# Keyframe mode decodes a segment in full when this many packets in a row are no larger
+# than a picture whose every macroblock is skipped (about a bit per macroblock, and the
+# NAL and slice headers): what many encoders emit for a frozen picture.
+_STILL_PACKETS = 2
+_STILL_PACKET_BYTES = 64
 
 # (start PTS, window length, peak level of each window) of one channel.
 _Envelope = tuple[float, float, npt.NDArray[np.float32]]
@@ -340,7 +345,9 @@ def analyse(
     except (av.FFmpegError, ValueError, OSError, IndexError, MemoryError) as exc:
         raise SegmentDecodeError(f"undecodable segment: {exc.__class__.__name__}") from None
     frames = video.frames()
-    if frames is None:  # keyframe mode decoded no keyframe: decode it all
+    if frames is None or video.looks_still:
+        # Keyframe mode decoded no keyframe, or packets look like a picture standing
+        # still between keyframes: every frame decides.
         return analyse(data, init, "full")
     return _summary(codec, video, frames, audio)
 
@@ -412,6 +419,8 @@ class _VideoTrack(ABC):
 
     # Whether only some audio is decoded: what `audio_windows` names, once the video is in.
     audio_windowed = False
+    # Whether the packets suggest a still picture that this mode cannot see.
+    looks_still = False
 
     def audio_windows(self) -> list[tuple[float, float]] | None:
         """PTS ranges (seconds) whose audio the A/V check can use; None: all of it."""
@@ -460,16 +469,26 @@ class _KeyframeVideo(_VideoTrack):
         self._packet_pts: list[int] = []  # every video packet's
         self._key_codes: dict[int, int | None] = {}  # PTS -> timecode read
         self._time_base: Fraction | None = None
+        self._still_bytes = _STILL_PACKET_BYTES
+        self._small_run = 0  # packets in a row no larger than that
 
     def prepare(self, stream: av.VideoStream) -> None:
         stream.thread_count = 1  # one frame: starting decoder threads costs more
         self._time_base = stream.time_base
+        macroblocks = (stream.codec_context.width or 0) * (stream.codec_context.height or 0) // 256
+        self._still_bytes = max(_STILL_PACKET_BYTES, macroblocks // 8)
+        self._small_run = 0
 
     def add(self, packet: av.Packet[av.stream.Stream], budget: _Budget) -> None:
         if packet.pts is None or self._time_base is None:
             return
         self._packet_pts.append(packet.pts)
         if not packet.is_keyframe:
+            # An encoder fed the same picture again codes its macroblocks as skipped: a
+            # packet of a few bytes. The test picture moves all over, every frame.
+            self._small_run = self._small_run + 1 if packet.size <= self._still_bytes else 0
+            if self._small_run >= _STILL_PACKETS:
+                self.looks_still = True
             return  # never decoded: known by its PTS only
         for frame in packet.decode():
             if isinstance(frame, av.VideoFrame) and frame.pts is not None:
