@@ -40,6 +40,9 @@ class Rendition:
     name: str
     size: str
     bitrate: str
+    # An FFmpeg video filter for this rendition alone (a fault confined to one rendition:
+    # `freezeframes`, `select`); its frames keep their own timestamps (no duplicates).
+    video_filter: str = ""
 
 
 LADDER = (Rendition("360p", "640x360", "800k"), Rendition("144p", "256x144", "200k"))
@@ -162,6 +165,13 @@ class FfmpegHlsOrigin:
                 f"-bufsize:v:{i}",
                 rendition.bitrate,
             ]
+            if rendition.video_filter:
+                command += [
+                    f"-filter:v:{i}",
+                    rendition.video_filter,
+                    f"-fps_mode:v:{i}",
+                    "passthrough",
+                ]
         suffix = "m4s" if self.fmp4 else "ts"
         command += [
             "-f",
