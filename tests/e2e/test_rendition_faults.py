@@ -4,8 +4,9 @@ The default mode (`lowest`, streamer.playback.decoding) decodes every frame of t
 rendition only; the others are checked by their packets and keyframes (and one segment in
 four in full). A fault upstream of the ladder shows in every rendition, the fully decoded
 one included; these are the faults that do not: FFmpeg's HLS muxer transcodes a two
-rendition ladder (640x360 + 256x144, MPEG-TS, 2 s GOPs) and a video filter on the 640x360
-rendition alone freezes or drops its pictures. The 256x144 rendition stays healthy, and
+rendition ladder (640x360 + 256x144, fMP4, 1 s segments and GOPs: the ladder the healthy
+matrix proves clean) and a video filter on the 640x360 rendition alone freezes or drops its
+pictures. The 256x144 rendition stays healthy, and
 nothing may be reported for it.
 """
 
@@ -32,9 +33,9 @@ HIGH, LOW = LADDER
 FAULTS = {
     # Frames 100-135 show frame 99, then the video goes on live: a 1.2 s freeze across the
     # keyframe at frame 120, then a jump (what a transcoder duplicating frames does).
-    "freeze": "freezeframes=first=100:last=135:replace=99",
-    # Frames 100-109 never encoded: a 333 ms hole inside a GOP.
-    "drop": r"select='not(between(n\,100\,109))'",
+    "freeze": ("split[in][still];[in][still]freezeframes=first=100:last=135:replace=99", ""),
+    # Frames 100-109 never encoded, their timestamps left out: a 333 ms hole in a GOP.
+    "drop": (r"select='not(between(n\,100\,109))'", "vfr"),
 }
 
 
@@ -57,9 +58,11 @@ def runs(tmp_path_factory: pytest.TempPathFactory, flv: FlvClip, clip: Clip) -> 
     origins = {
         name: FfmpegHlsOrigin(
             Path(tmp_path_factory.mktemp(name)),
-            renditions=(Rendition(HIGH.name, HIGH.size, HIGH.bitrate, video_filter), LOW),
+            fmp4=True,
+            renditions=(Rendition(HIGH.name, HIGH.size, HIGH.bitrate, *fault), LOW),
+            segment_seconds=1,
         )
-        for name, video_filter in FAULTS.items()
+        for name, fault in FAULTS.items()
     }
 
     async def all_runs() -> dict[str, Recorder]:
