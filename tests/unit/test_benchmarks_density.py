@@ -175,15 +175,15 @@ def test_loop_lag_reports_a_stall_once_at_its_full_length() -> None:
 
 def test_a_ladder_is_followed_rendition_by_rendition_and_played_at_its_lowest() -> None:
     assert _tracks(LADDER_DEFAULT, ["k"]) == {
-        "s000/640x360": "k_360p.m3u8",
-        "s000/256x144": "k_144p.m3u8",
+        "s000/640x360": "k_hi.m3u8",
+        "s000/640x360-2": "k_lo.m3u8",
     }
     assert _tracks(COPY_KEYFRAME, ["k", "j"]) == {"s000/source": "k.m3u8", "s001/source": "j.m3u8"}
 
     class Origin:
         http_port = 8080
 
-    assert _player_url(Origin(), LADDER_DEFAULT, "k").endswith(":8080/hls/k_144p.m3u8")  # type: ignore[arg-type]
+    assert _player_url(Origin(), LADDER_DEFAULT, "k").endswith(":8080/hls/k_lo.m3u8")  # type: ignore[arg-type]
     assert _player_url(Origin(), COPY_DEFAULT, "k").endswith(":8080/hls/k.m3u8")  # type: ignore[arg-type]
     assert LADDER_DEFAULT.players and not COPY_KEYFRAME.players
 
