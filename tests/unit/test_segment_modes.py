@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import io
 import itertools
+import subprocess
 from fractions import Fraction
+from pathlib import Path
 
 import av
 import pytest
 
 from streamer.playback.segment import analyse, default_mode
-from streamer.testsignal.clip import ClipSpec, _video_frames
+from streamer.testsignal.clip import ClipSpec, _video_frames, load_clip
 from tests.support.check_records import real_segment
 
 
@@ -74,3 +76,22 @@ def test_keyframe_mode_decodes_every_frame_of_a_segment_whose_packets_look_still
     assert all(code is not None for code in frozen.timecodes)
     healthy = analyse(_encoded(range(0)), mode="keyframe")
     assert healthy.timecodes[0] == 0 and set(healthy.timecodes[1:]) == {None}
+
+
+def _ffmpeg_hls_segment(tmp_path: Path) -> bytes:
+    """A segment of FFmpeg's own HLS muxer: MPEG-TS, several AAC frames per PES."""
+    clip = load_clip(ClipSpec())
+    command = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-i", str(clip.path), "-t", "2"]
+    command += ["-c:v", "copy", "-c:a", "aac", "-f", "hls", "-hls_time", "2"]
+    command += ["-hls_segment_filename", str(tmp_path / "seg_%03d.ts"), str(tmp_path / "x.m3u8")]
+    subprocess.run(command, check=True)
+    return (tmp_path / "seg_000.ts").read_bytes()
+
+
+@pytest.mark.parametrize("mode", ["full", "keyframe"])
+def test_audio_packed_several_frames_per_pes_is_continuous(tmp_path: Path, mode: str) -> None:
+    analysis = analyse(_ffmpeg_hls_segment(tmp_path), mode=mode)  # type: ignore[arg-type]
+    assert analysis.audio is not None
+    assert analysis.audio.gap_seconds < 0.03
+    assert analysis.audio.duration > 1.9
+    assert analysis.audio.leading_loud is not None  # the burst at 0 s was decoded

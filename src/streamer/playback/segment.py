@@ -42,11 +42,12 @@ from streamer.testsignal import timecode
 
 DecodeMode = Literal["full", "keyframe"]
 DECODE_MODES: tuple[DecodeMode, ...] = ("full", "keyframe")
-# Probing a segment while opening it decodes frames nobody uses (estimating the frame rate
-# alone was half the cost of opening a 2 s segment): the frame rate here comes from the
-# frames' PTS instead, streams and codecs are declared by the container, and the decoders
-# read their parameters from the bitstream. Both modes open without probing.
-_OPEN_OPTIONS = {"fpsprobesize": "0", "probesize": "32", "analyzeduration": "0"}
+# Estimating the frame rate while opening decodes frames nobody uses (half the cost of
+# opening a 2 s segment): the frame rate here comes from the frames' PTS instead. The rest
+# of the probe stays, in both modes: without it FFmpeg's MPEG-TS demuxer hands over a PES
+# of several AAC frames (what FFmpeg's own muxer writes) as one packet of one frame's
+# duration, and the audio looks full of holes.
+_OPEN_OPTIONS = {"fpsprobesize": "0"}
 
 MAX_VIDEO_FRAMES = 3600  # 60 s at 60 fps
 MAX_PACKETS = 50_000  # video and audio together
