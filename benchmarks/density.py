@@ -60,7 +60,6 @@ from benchmarks.speed import Speed, SpeedProbe
 from benchmarks.table import Figure, Target
 from benchmarks.truth import PlaylistTruth
 from benchmarks.usage import Usage, measure
-from streamer.playback.decoding import SAMPLE_EVERY
 
 
 @dataclass(frozen=True)
@@ -298,8 +297,11 @@ def _monitor_env(setup: Setup) -> dict[str, str]:
     env = {
         **os.environ,
         "LOG_FORMAT": "json",
-        # This checkout's code, whatever the interpreter has installed.
-        "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO)]),
+        # This checkout's code, whatever the interpreter has installed (then the caller's
+        # path: optional packages such as uvloop, to compare with and without).
+        "PYTHONPATH": os.pathsep.join(
+            p for p in [str(REPO / "src"), str(REPO), os.environ.get("PYTHONPATH", "")] if p
+        ),
     }
     env.pop("STREAMER_DECODE_MODE", None)  # the default: what users run
     if setup.mode == "keyframe":
@@ -611,8 +613,8 @@ def describe(setup: Setup) -> str:
         decoding = "decode mode keyframe: keyframes decoded, every other frame known by its packet"
     else:
         decoding = (
-            "default decode mode (lowest): every frame of the lowest rendition, keyframes (and "
-            f"1 segment in {SAMPLE_EVERY} in full) of the others"
+            "default decode mode (lowest): every frame of the lowest rendition, keyframes of "
+            "the others"
         )
     return f"{origin}; {decoding}"
 

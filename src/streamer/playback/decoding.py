@@ -7,10 +7,10 @@ frame where it is cheapest and checks the other renditions at packet and keyfram
 
 - `lowest` (the default): every frame of the rendition with the fewest pixels (then the
   lowest BANDWIDTH; kept while it is followed), keyframes only of the others
-  (`keyframe` analysis: every packet's PTS, keyframe timecodes), plus every frame of one
-  segment in `SAMPLE_EVERY` of each of them. One rendition: every frame.
+  (`keyframe` analysis: every packet's PTS, keyframe timecodes, every frame of a segment
+  whose packets look like a still picture). One rendition: every frame.
 - `full`: every frame of every rendition.
-- `keyframe`: keyframes only, everywhere (no samples).
+- `keyframe`: keyframes only, everywhere.
 
 `STREAMER_DECODE_MODE` picks it (an unknown value: the default). What each catches is in
 docs/checks.md ("Decode modes").
@@ -29,9 +29,6 @@ from streamer.playback.segment import DecodeMode
 DecodePolicy = Literal["lowest", "full", "keyframe"]
 DECODE_POLICIES: tuple[DecodePolicy, ...] = ("lowest", "full", "keyframe")
 DEFAULT_POLICY: DecodePolicy = "lowest"
-# One segment in this many of a keyframe-decoded rendition is decoded in full (`lowest`):
-# a still picture inside one GOP that resumes on time shows in no keyframe, only there.
-SAMPLE_EVERY = 4
 
 
 def policy_from_env() -> DecodePolicy:
@@ -47,16 +44,15 @@ def policy_from_env() -> DecodePolicy:
 class RenditionDecoding:
     """How one rendition's segments are analysed."""
 
-    every_frame: bool  # every segment decoded in full
-    sample_every: int = 0  # else: one segment in this many in full (0: none)
+    every_frame: bool  # else keyframes (segment.py's `keyframe` analysis)
 
-    def mode(self, sequence: int) -> DecodeMode:
-        if self.every_frame or (self.sample_every and sequence % self.sample_every == 0):
-            return "full"
-        return "keyframe"
+    @property
+    def mode(self) -> DecodeMode:
+        return "full" if self.every_frame else "keyframe"
 
 
 EVERY_FRAME = RenditionDecoding(every_frame=True)
+KEYFRAMES = RenditionDecoding(every_frame=False)
 
 
 def _pixels(variant: Variant) -> int | None:
@@ -104,11 +100,10 @@ class DecodePlan:
         if self.policy == "full":
             return dict.fromkeys(followed, EVERY_FRAME)
         if self.policy == "keyframe":
-            return dict.fromkeys(followed, RenditionDecoding(every_frame=False))
+            return dict.fromkeys(followed, KEYFRAMES)
         if self._primary not in followed:
             self._primary = cheapest(followed)
-        others = RenditionDecoding(every_frame=False, sample_every=SAMPLE_EVERY)
-        return {name: EVERY_FRAME if name == self._primary else others for name in followed}
+        return {name: EVERY_FRAME if name == self._primary else KEYFRAMES for name in followed}
 
     def single(self) -> RenditionDecoding:
         """A stream of one rendition (a media playlist): every frame, unless `keyframe`."""

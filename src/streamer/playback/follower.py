@@ -319,9 +319,7 @@ class RenditionFollower:
             )
         self._segment_failures = 0
         try:
-            analysis = await analyse_segment(
-                fetched.body, init, self.decoding.mode(segment.sequence)
-            )
+            analysis = await analyse_segment(fetched.body, init, self.decoding.mode)
         except SegmentDecodeError as exc:
             return result(
                 fetched.completed_at,
