@@ -1,8 +1,8 @@
 """Faults confined to one rendition of a ladder are caught in the default decode mode.
 
 The default mode (`lowest`, streamer.playback.decoding) decodes every frame of the lowest
-rendition only; the others are checked by their packets and keyframes (and one segment in
-four in full). A fault upstream of the ladder shows in every rendition, the fully decoded
+rendition only; the others are checked by their packets and keyframes (and in full where
+packets look like a still picture). A fault upstream of the ladder shows in every rendition, the fully decoded
 one included; these are the faults that do not: FFmpeg's HLS muxer transcodes a two
 rendition ladder (640x360 + 256x144, fMP4, 1 s segments and GOPs: the ladder the healthy
 matrix proves clean) and a video filter on the 640x360 rendition alone freezes or drops its
