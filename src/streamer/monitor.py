@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import importlib
 import logging
 import secrets
 import signal
@@ -456,16 +455,4 @@ def monitor_command(args: argparse.Namespace) -> int:
     setup_logging(env.get("LOG_FORMAT", "auto"), name_width=min(max(width, 8), 24))
     if shard is not None:
         _log_shard(shard, config.streams, len(all_streams))
-    with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
-        return runner.run(_main(config, embedded, settings))
-
-
-def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop's event loop when it is installed (`pip install streamer[fast]`), else
-    asyncio's: see docs/benchmarks.md for what it saves."""
-    try:
-        uvloop = importlib.import_module("uvloop")
-    except ImportError:
-        return None
-    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
-    return factory
+    return asyncio.run(_main(config, embedded, settings))
