@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass
 from typing import Protocol
 
+from streamer.playback.decoding import EVERY_FRAME, RenditionDecoding
 from streamer.playback.fetch import MAX_SEGMENT_BYTES, Fetched, Fetcher, FetchError
 from streamer.playback.playlist import (
     MAX_PLAYLIST_BYTES,
@@ -109,6 +110,8 @@ class RenditionFollower:
         self.scheduler: PollScheduler | None = None
         self.playlist_requests = 0
         self.ended = False  # the playlist carried EXT-X-ENDLIST
+        # Which segments are decoded frame by frame (set by the playback's decode plan).
+        self.decoding: RenditionDecoding = EVERY_FRAME
         # (body, URL, playlist) of the last poll: an unchanged playlist is not parsed again.
         self._last_parsed: tuple[bytes, str, MasterPlaylist | MediaPlaylist] | None = None
 
@@ -316,7 +319,7 @@ class RenditionFollower:
             )
         self._segment_failures = 0
         try:
-            analysis = await analyse_segment(fetched.body, init)
+            analysis = await analyse_segment(fetched.body, init, self.decoding.mode)
         except SegmentDecodeError as exc:
             return result(
                 fetched.completed_at,
