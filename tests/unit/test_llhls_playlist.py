@@ -101,3 +101,12 @@ def test_cutting_old_segments_drops_their_parts() -> None:
 def test_absurd_ll_hls_values_are_playlist_errors(bad: str) -> None:
     with pytest.raises(PlaylistError):
         parse(f"#EXTM3U\n#EXT-X-TARGETDURATION:2\n{bad}\n#EXTINF:2,\na.m4s\n", URI)
+
+
+def test_parts_of_the_first_segment_being_built_have_the_init_section() -> None:
+    playlist = media(
+        "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-PART-INF:PART-TARGET=0.334\n"
+        '#EXT-X-MAP:URI="init.mp4"\n#EXT-X-PART:DURATION=0.333,URI="p0.m4s",INDEPENDENT=YES\n'
+    )
+    assert playlist.segments == ()
+    assert playlist.parts[0].init_uri == "http://origin.test/live/init.mp4"

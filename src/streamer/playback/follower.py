@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from streamer.playback.fetch import MAX_SEGMENT_BYTES, Fetched, Fetcher, FetchError
+from streamer.playback.llhls import PartFetch, PartFollower
 from streamer.playback.playlist import (
     MAX_PLAYLIST_BYTES,
     MasterPlaylist,
@@ -68,6 +69,9 @@ class FollowerObserver(Protocol):
     def on_playlist(self, rendition: str, playlist: MediaPlaylist, fetched_at: float) -> None: ...
     def on_segment(self, fetch: SegmentFetch) -> None: ...
 
+    def on_part(self, fetch: PartFetch) -> None:
+        """An LL-HLS part, downloaded and analysed (only for playlists listing parts)."""
+
     def on_error(
         self, rendition: str | None, kind: str, detail: str, source: str | None = None
     ) -> None:
@@ -111,6 +115,8 @@ class RenditionFollower:
         self.ended = False  # the playlist carried EXT-X-ENDLIST
         # (body, URL, playlist) of the last poll: an unchanged playlist is not parsed again.
         self._last_parsed: tuple[bytes, str, MasterPlaylist | MediaPlaylist] | None = None
+        # LL-HLS: created once a playlist lists parts; a plain stream never has one.
+        self.parts: PartFollower | None = None
 
     @property
     def unheld_blocking_reloads(self) -> int:
@@ -125,9 +131,13 @@ class RenditionFollower:
             with contextlib.suppress(asyncio.CancelledError):
                 await downloader
             self._init_cache.clear()
+            if self.parts is not None:
+                await self.parts.stop()
 
     async def wait_downloads(self) -> None:
         await self._queue.join()
+        if self.parts is not None:
+            await self.parts.wait_downloads()
 
     async def _poll_loop(self) -> None:
         url_with_msn: str | None = None
@@ -150,12 +160,15 @@ class RenditionFollower:
                 await asyncio.sleep(self._poll_step)
                 continue
             new = self._take_new(playlist, fetched)
+            new_parts = self._take_parts(playlist, fetched)
             self._observer.on_playlist(self.name, playlist, fetched.completed_at)
             if implausible is not None:
                 self._observer.on_error(self.name, "playlist_error", implausible)
             if playlist.endlist:
                 self.ended = True
-            url_with_msn = await self._wait_for_next_poll(playlist, fetched, new, blocking_request)
+            url_with_msn = await self._wait_for_next_poll(
+                playlist, fetched, new, blocking_request, bool(new_parts)
+            )
 
     async def _poll(self, url_with_msn: str | None) -> tuple[Fetched, MediaPlaylist] | None:
         """The media playlist, fetched and parsed; None after a failure (reported, and
@@ -199,11 +212,28 @@ class RenditionFollower:
         self._last_parsed = (body, self.url, playlist)
         return playlist
 
+    def _take_parts(self, playlist: MediaPlaylist, fetched: Fetched) -> bool:
+        """LL-HLS: hands the playlist to the part follower (created with the first part
+        listed); whether it listed a new part."""
+        if self.parts is None:
+            if not playlist.parts:
+                return False
+            self.parts = PartFollower(self.name, self._fetcher, self._observer)
+            self.parts.start()
+        return bool(self.parts.on_playlist(playlist, fetched))
+
     async def _wait_for_next_poll(
-        self, playlist: MediaPlaylist, fetched: Fetched, new: list[Segment], blocking: bool
+        self,
+        playlist: MediaPlaylist,
+        fetched: Fetched,
+        new: list[Segment],
+        blocking: bool,
+        new_part: bool = False,
     ) -> str | None:
         """Waits until the next poll is due; its URL when it is a blocking reload (LL-HLS).
-        `blocking`: whether `fetched` answered a blocking reload."""
+        `blocking`: whether `fetched` answered a blocking reload; `new_part`: whether it
+        listed a new LL-HLS part."""
+        progressed = bool(new) or new_part
         scheduler = self._scheduler()
         scheduler.observe(
             fetched.received_monotonic,
@@ -213,7 +243,7 @@ class RenditionFollower:
         )
         floor = blocking_floor(self._target, playlist.part_target)
         if blocking and self._blocking.answered(
-            fetched.sent_monotonic, fetched.received_monotonic, bool(new), floor
+            fetched.sent_monotonic, fetched.received_monotonic, progressed, floor
         ):
             self._observer.on_anomaly(self.name, UNHELD_BLOCKING_RELOAD)
             if self._blocking.abandoned:
@@ -229,7 +259,10 @@ class RenditionFollower:
             # LL-HLS: the server holds the answer until the next segment exists; the floor
             # holds us back when it does not.
             separator = "&" if "?" in self.url else "?"
-            url_with_msn = f"{self.url}{separator}_HLS_msn={playlist.last_sequence + 1}"
+            query = self.parts.blocking_query(playlist) if self.parts is not None else None
+            if query is None:
+                query = f"_HLS_msn={playlist.last_sequence + 1}"
+            url_with_msn = f"{self.url}{separator}{query}"
             await asyncio.sleep(max(0.0, fetched.sent_monotonic + floor - time.monotonic()))
             return url_with_msn
         now = time.monotonic()

@@ -302,9 +302,10 @@ def _media(playlist: m3u8.M3U8, uri: str, error: str | None, skipped: int) -> Me
         part_target = float(declared_part)
         if not 0 < part_target < 3600:
             raise PlaylistError("absurd EXT-X-PART-INF PART-TARGET")
-    init = segments[-1].init_uri if segments else None
-    if building is not None and building.init_section is not None:
-        init = building.init_section.absolute_uri
+    # m3u8 attaches no EXT-X-MAP to the parts of the segment being built: the last one
+    # in the playlist is theirs.
+    maps = playlist.segment_map
+    init = maps[-1].absolute_uri if maps else None
     parts = _parts(listed, building, first, uri, init)
     return MediaPlaylist(
         media_sequence=first,

@@ -21,6 +21,7 @@ from streamer.events import (
     Event,
     FirstSegment,
     Outcome,
+    PartObserved,
     PublishConnected,
     RenditionDiscovered,
     SegmentObserved,
@@ -379,7 +380,7 @@ class StatusStore:
             stream.ingest, stream.playback = event.ingest, event.playback
             stream.duration_seconds = event.duration_seconds
             return
-        at = event.listed_at if isinstance(event, SegmentObserved) else event.at
+        at = event.listed_at if isinstance(event, SegmentObserved | PartObserved) else event.at
         session = stream.session(event.session_id, at)
         is_current = session is stream.current
         if isinstance(event, PublishConnected):
