@@ -16,6 +16,7 @@ from pathlib import Path
 
 import av
 import m3u8
+import numpy as np
 import pytest
 
 from streamer.testsignal import timecode
@@ -127,7 +128,7 @@ def test_ffmpeg_plays_the_ll_stream_as_plain_hls(origin: Origin, clip: Clip) -> 
         with av.open(ll_url(origin, KEY), "r", format="hls", timeout=10) as player:
             video = player.streams.video[0]
             for frame in player.decode(video):
-                code = timecode.read(frame.to_ndarray(format="gray"))
+                code = timecode.read(np.asarray(frame.to_ndarray(format="gray"), np.uint8))
                 codes.append(code)
                 if len(codes) >= 90:
                     break
