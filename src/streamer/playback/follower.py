@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from streamer.playback.fetch import MAX_SEGMENT_BYTES, Fetched, Fetcher, FetchError
-from streamer.playback.llhls import PartFetch, PartFollower
+from streamer.playback.llhls import PartFetch, PartFollower, playlist_problems
 from streamer.playback.playlist import (
     MAX_PLAYLIST_BYTES,
     MasterPlaylist,
@@ -46,6 +46,11 @@ MAX_INIT_BYTES = 2 << 20
 _DEFAULT_TARGET = 2.0  # before a playlist said anything
 _STARTUP_BACKOFF_CAP = 0.25  # before a rendition's first playlist: its start is being timed
 UNHELD_BLOCKING_RELOAD = "unheld_blocking_reload"  # an anomaly (counted, not a failure)
+# A failure: a blocking reload held past what RFC 8216bis allows (3 x the target duration);
+# a player waiting on it stalls.
+BLOCKING_RELOAD_VIOLATION = "blocking_reload_violation"
+_HOLD_LIMIT_TARGETS = 3
+_HOLD_SLACK_SECONDS = 0.5  # the network and the server's own work
 MEDIA_PLAYLIST = "media playlist"
 
 
@@ -117,6 +122,7 @@ class RenditionFollower:
         self._last_parsed: tuple[bytes, str, MasterPlaylist | MediaPlaylist] | None = None
         # LL-HLS: created once a playlist lists parts; a plain stream never has one.
         self.parts: PartFollower | None = None
+        self._ll_problems: set[str] = set()
 
     @property
     def unheld_blocking_reloads(self) -> int:
@@ -149,6 +155,8 @@ class RenditionFollower:
                 url_with_msn = None
                 continue
             fetched, playlist = polled
+            if blocking_request:
+                self._check_hold(fetched)
             self._failures = 0
             self._got_playlist = True
             playlist, implausible = self._targets.apply(playlist)
@@ -164,6 +172,7 @@ class RenditionFollower:
             self._observer.on_playlist(self.name, playlist, fetched.completed_at)
             if implausible is not None:
                 self._observer.on_error(self.name, "playlist_error", implausible)
+            self._report_ll_problems(playlist)
             if playlist.endlist:
                 self.ended = True
             url_with_msn = await self._wait_for_next_poll(
@@ -211,6 +220,25 @@ class RenditionFollower:
         playlist = await parse_playlist(body, self.url)
         self._last_parsed = (body, self.url, playlist)
         return playlist
+
+    def _report_ll_problems(self, playlist: MediaPlaylist) -> None:
+        if not playlist.parts and not playlist.part_inf_declared:
+            return  # not LL-HLS: nothing to check, at no cost
+        for problem in playlist_problems(playlist):
+            if problem not in self._ll_problems:  # once per rendition: a state, not events
+                self._ll_problems.add(problem)
+                self._observer.on_error(self.name, "playlist_error", problem)
+
+    def _check_hold(self, fetched: Fetched) -> None:
+        held = fetched.received_monotonic - fetched.sent_monotonic
+        limit = _HOLD_LIMIT_TARGETS * self._target + _HOLD_SLACK_SECONDS
+        if held > limit:
+            self._observer.on_error(
+                self.name,
+                BLOCKING_RELOAD_VIOLATION,
+                f"a blocking playlist reload was held {held:.1f}s "
+                f"(at most {_HOLD_LIMIT_TARGETS} x target duration: {limit:.1f}s)",
+            )
 
     def _take_parts(self, playlist: MediaPlaylist, fetched: Fetched) -> bool:
         """LL-HLS: hands the playlist to the part follower (created with the first part
@@ -266,7 +294,12 @@ class RenditionFollower:
             await asyncio.sleep(max(0.0, fetched.sent_monotonic + floor - time.monotonic()))
             return url_with_msn
         now = time.monotonic()
-        await asyncio.sleep(max(0.0, scheduler.next_poll(now) - now))
+        due = scheduler.next_poll(now)
+        if self.parts is not None and playlist.part_target:
+            # Parts without blocking reloads: polled like a player does, every half part.
+            floor = blocking_floor(self._target, playlist.part_target)
+            due = min(due, now + max(playlist.part_target / 2, floor))
+        await asyncio.sleep(max(0.0, due - now))
         return None
 
     async def _after_failure(self, minimum: float = 0.0) -> None:

@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -41,7 +42,10 @@ MAX_INIT_BYTES = 2 << 20
 _MAX_QUEUED_PARTS = 16  # about 5 s of 1/3 s parts
 # Anomalies: counted (streamer_playback_anomalies_total), never failing a session.
 PARTS_SKIPPED = "parts_skipped"  # parts arriving faster than they download
-HINT_NOT_LISTED = "preload_hint_not_listed"  # a hinted part answered, then never listed
+HINT_NOT_LISTED = "preload_hint_not_listed"  # a hinted part never listed (allowed, counted)
+# A failure: a part hinted, then listed, and still not served (404): a player that
+# requested it ahead, as players do, stalls on it.
+PRELOAD_HINT_MISS = "preload_hint_miss"
 PART = "part"
 PRELOAD_HINT = "preload hint"
 
@@ -72,6 +76,24 @@ class PartObserver(Protocol):
     def on_anomaly(self, rendition: str | None, anomaly: str) -> None: ...
 
 
+def playlist_problems(playlist: MediaPlaylist) -> list[str]:
+    """LL-HLS rules a parser must enforce (RFC 8216bis 4.4.3.7, 4.4.3.8), reported as
+    playlist_error: without them players cannot time their reloads or hold back enough."""
+    problems = []
+    if playlist.parts and not playlist.part_inf_declared:
+        problems.append("parts listed without EXT-X-PART-INF")
+    target = playlist.part_target
+    if playlist.part_inf_declared and target:
+        hold_back = playlist.part_hold_back
+        if hold_back is None:
+            problems.append("EXT-X-PART-INF without PART-HOLD-BACK in EXT-X-SERVER-CONTROL")
+        elif hold_back < 2 * target:
+            problems.append(
+                f"PART-HOLD-BACK {hold_back:g}s below 2 x PART-TARGET ({2 * target:g}s)"
+            )
+    return problems
+
+
 def _hint_key(uri: str, byterange: tuple[int, int | None] | None) -> tuple[str, int]:
     return uri, byterange[0] if byterange else 0
 
@@ -97,6 +119,7 @@ class PartFollower:
         self._hint_task: asyncio.Task[Fetched | None] | None = None
         self._hint_sent_for: tuple[str, int] | None = None
         self._init_cache: dict[str, bytes] = {}
+        self._listed: deque[tuple[str, int]] = deque(maxlen=_MAX_QUEUED_PARTS)
         self._full_playlist_at: float | None = None  # monotonic, the last non-delta answer
         self._downloader: asyncio.Task[None] | None = None
         self.hint_requests = 0
@@ -145,6 +168,7 @@ class PartFollower:
             new = [p for p in playlist.parts if p.key > self._newest]
         if new:
             self._newest = new[-1].key
+        self._listed.extend(_hint_key(p.uri, p.byterange) for p in new)
         for part in new:
             try:
                 self._queue.put_nowait((part, fetched.completed_at))
@@ -158,6 +182,8 @@ class PartFollower:
         key = _hint_key(hint.uri, hint.byterange)
         if key == self._hint_sent_for:
             return  # asked for already: one request per hinted part
+        if self._hint_sent_for is not None and self._hint_sent_for not in self._listed:
+            self._observer.on_anomaly(self.name, HINT_NOT_LISTED)
         if self._hint_task is not None and not self._hint_task.done():
             self._hint_task.cancel()  # a newer part is hinted: the old one is listed by now
         self._hint_sent_for = key
@@ -214,6 +240,8 @@ class PartFollower:
                     part.uri, PART, MAX_PART_BYTES, retry=True, byterange=part.byterange
                 )
         except FetchError as exc:
+            if exc.status == 404 and self._hint_sent_for == _hint_key(part.uri, part.byterange):
+                exc = FetchError(PRELOAD_HINT_MISS, PART, f"hinted, listed, then {exc.detail}")
             return failed(exc)
         if fetched is None:  # a GAP part: nothing to fetch, nothing a viewer gets
             return PartFetch(
