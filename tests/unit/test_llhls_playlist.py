@@ -69,8 +69,9 @@ def test_a_delta_update_numbers_segments_after_the_skipped_ones() -> None:
         '#EXT-X-SKIP:SKIPPED-SEGMENTS=1\n#EXT-X-MAP:URI="init.mp4"\n',
     )
     playlist = media(delta)
-    assert playlist.skipped_segments == 1
+    assert playlist.skipped_segments == 1 and playlist.media_sequence == 100
     assert [s.sequence for s in playlist.segments] == [101]
+    assert playlist.segments_after(100) == playlist.segments
     assert playlist.parts[-1].key == (102, 1)
 
 

@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 MAX_PART_BYTES = MAX_SEGMENT_BYTES
 MAX_INIT_BYTES = 2 << 20
 _MAX_QUEUED_PARTS = 16  # about 5 s of 1/3 s parts
+_MAX_HINTS = 4  # hinted requests kept for their part's listing (a new hint comes with it)
 # Anomalies: counted (streamer_playback_anomalies_total), never failing a session.
 PARTS_SKIPPED = "parts_skipped"  # parts arriving faster than they download
 HINT_NOT_LISTED = "preload_hint_not_listed"  # a hinted part never listed (allowed, counted)
@@ -115,8 +116,10 @@ class PartFollower:
         self._observer = observer
         self._newest: tuple[int, int] | None = None  # the newest part taken
         self._queue: asyncio.Queue[tuple[Part, float]] = asyncio.Queue(_MAX_QUEUED_PARTS)
-        self._hint: tuple[str, int] | None = None  # the hint requested last
-        self._hint_task: asyncio.Task[Fetched | None] | None = None
+        # Hinted requests by (URI, offset), oldest first: the answer of each is taken for
+        # its part once listed (by then the next part is hinted already).
+        self._hints: dict[tuple[str, int], asyncio.Task[Fetched | None]] = {}
+        self._hinted: deque[tuple[str, int]] = deque(maxlen=_MAX_QUEUED_PARTS)
         self._hint_sent_for: tuple[str, int] | None = None
         self._init_cache: dict[str, bytes] = {}
         self._listed: deque[tuple[str, int]] = deque(maxlen=_MAX_QUEUED_PARTS)
@@ -130,7 +133,7 @@ class PartFollower:
             self._downloader = asyncio.create_task(self._download_loop(), name=f"parts-{self.name}")
 
     async def stop(self) -> None:
-        tasks = [t for t in (self._downloader, self._hint_task) if t is not None]
+        tasks = [*self._hints.values(), *([self._downloader] if self._downloader else [])]
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -184,11 +187,12 @@ class PartFollower:
             return  # asked for already: one request per hinted part
         if self._hint_sent_for is not None and self._hint_sent_for not in self._listed:
             self._observer.on_anomaly(self.name, HINT_NOT_LISTED)
-        if self._hint_task is not None and not self._hint_task.done():
-            self._hint_task.cancel()  # a newer part is hinted: the old one is listed by now
         self._hint_sent_for = key
+        self._hinted.append(key)
         self.hint_requests += 1
-        self._hint_task = asyncio.create_task(self._fetch_hint(hint), name=f"hint-{self.name}")
+        self._hints[key] = asyncio.create_task(self._fetch_hint(hint), name=f"hint-{self.name}")
+        while len(self._hints) > _MAX_HINTS:
+            self._hints.pop(next(iter(self._hints))).cancel()  # never listed: given up
 
     async def _fetch_hint(self, hint: PreloadHint) -> Fetched | None:
         try:
@@ -199,12 +203,11 @@ class PartFollower:
             return None  # fetched again once listed; a miss there is what counts
 
     async def _hinted_bytes(self, part: Part) -> Fetched | None:
-        task = self._hint_task
-        wanted = _hint_key(part.uri, part.byterange)
-        if task is None or self._hint_sent_for != wanted:
+        task = self._hints.pop(_hint_key(part.uri, part.byterange), None)
+        if task is None:
             return None
         with contextlib.suppress(asyncio.CancelledError):
-            return await asyncio.shield(task)
+            return await task
         return None
 
     async def _download_loop(self) -> None:
@@ -240,7 +243,7 @@ class PartFollower:
                     part.uri, PART, MAX_PART_BYTES, retry=True, byterange=part.byterange
                 )
         except FetchError as exc:
-            if exc.status == 404 and self._hint_sent_for == _hint_key(part.uri, part.byterange):
+            if exc.status == 404 and _hint_key(part.uri, part.byterange) in self._hinted:
                 exc = FetchError(PRELOAD_HINT_MISS, PART, f"hinted, listed, then {exc.detail}")
             return failed(exc)
         if fetched is None:  # a GAP part: nothing to fetch, nothing a viewer gets

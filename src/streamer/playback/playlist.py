@@ -143,7 +143,8 @@ class MediaPlaylist:
 
     def segments_after(self, sequence: int) -> tuple[Segment, ...]:
         """The segments numbered above `sequence` (sequences are consecutive)."""
-        start = max(0, sequence + 1 - self.media_sequence)
+        base = self.segments[0].sequence if self.segments else self.media_sequence
+        start = max(0, sequence + 1 - base)
         return self.segments[start:]
 
 
@@ -267,7 +268,9 @@ def _media(playlist: m3u8.M3U8, uri: str, error: str | None, skipped: int) -> Me
     skipped_segments = int(getattr(playlist.skip, "skipped_segments", None) or 0)
     if skipped_segments < 0:
         raise PlaylistError("negative EXT-X-SKIP SKIPPED-SEGMENTS")
-    first += skipped_segments  # a delta update numbers its segments after the skipped ones
+    # A delta update lists its segments after the skipped ones; its media sequence stays the
+    # playlist's (a full reload after a delta must not look like going back).
+    numbered_from = first + skipped_segments
     segments = []
     listed = list(playlist.segments)
     # m3u8 lists the parts of the segment being built as a last segment without a URI.
@@ -281,7 +284,7 @@ def _media(playlist: m3u8.M3U8, uri: str, error: str | None, skipped: int) -> Me
         init = seg.init_section.absolute_uri if seg.init_section is not None else None
         segments.append(
             Segment(
-                sequence=first + offset,
+                sequence=numbered_from + offset,
                 uri=urljoin(uri, seg.uri),
                 duration=duration,
                 discontinuity=bool(seg.discontinuity),
@@ -306,7 +309,7 @@ def _media(playlist: m3u8.M3U8, uri: str, error: str | None, skipped: int) -> Me
     # in the playlist is theirs.
     maps = playlist.segment_map
     init = maps[-1].absolute_uri if maps else None
-    parts = _parts(listed, building, first, uri, init)
+    parts = _parts(listed, building, numbered_from, uri, init)
     return MediaPlaylist(
         media_sequence=first,
         target_duration=float(target),
