@@ -279,26 +279,20 @@ class RenditionFollower:
                     "rendition %s: the server answers blocking reloads at once; polling",
                     self.name,
                 )
-        if (
-            playlist.can_block_reload
-            and playlist.last_sequence is not None
-            and not self._blocking.abandoned
-        ):
-            # LL-HLS: the server holds the answer until the next segment exists; the floor
-            # holds us back when it does not.
+        query = self.parts.blocking_query(playlist) if self.parts is not None else None
+        if query is None and playlist.last_sequence is not None:
+            query = f"_HLS_msn={playlist.last_sequence + 1}"
+        if playlist.can_block_reload and query is not None and not self._blocking.abandoned:
+            # LL-HLS: the server holds the answer until the next segment (or part) exists;
+            # the floor holds us back when it does not.
             separator = "&" if "?" in self.url else "?"
-            query = self.parts.blocking_query(playlist) if self.parts is not None else None
-            if query is None:
-                query = f"_HLS_msn={playlist.last_sequence + 1}"
-            url_with_msn = f"{self.url}{separator}{query}"
             await asyncio.sleep(max(0.0, fetched.sent_monotonic + floor - time.monotonic()))
-            return url_with_msn
+            return f"{self.url}{separator}{query}"
         now = time.monotonic()
         due = scheduler.next_poll(now)
         if self.parts is not None and playlist.part_target:
-            # Parts without blocking reloads: polled like a player does, every half part.
-            floor = blocking_floor(self._target, playlist.part_target)
-            due = min(due, now + max(playlist.part_target / 2, floor))
+            # Parts without blocking reloads: polled as players do, every half part.
+            due = now + max(playlist.part_target / 2, floor)
         await asyncio.sleep(max(0.0, due - now))
         return None
 
