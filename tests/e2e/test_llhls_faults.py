@@ -210,8 +210,9 @@ def test_a_server_ignoring_blocking_reloads_is_polled_not_stormed(runs: dict[str
     run = runs["ignored_blocking"]
     assert run.summary() == [], run.summary()
     for rendition in (HIGH, LOW):
-        # Three answers at once in a row are counted, then the follower polls instead.
-        assert run.anomalies(rendition).count(UNHELD_BLOCKING_RELOAD) == 3
+        # Answers at once without a new part are counted; three in a row, and the follower
+        # polls instead (one at once with a new part, there already, breaks a row).
+        assert 3 <= run.anomalies(rendition).count(UNHELD_BLOCKING_RELOAD) <= 8
         assert len(run.parts(rendition)) >= 18
     # Polling every half part: about 2 playlist requests per part, each rendition.
     parts = len(run.parts(HIGH)) + len(run.parts(LOW))
