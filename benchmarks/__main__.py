@@ -1,4 +1,4 @@
-"""`python -m benchmarks [--soak] [--only accuracy,density,detection,verdicts,hostile]
+"""`python -m benchmarks [--soak] [--only accuracy,density,detection,verdicts,hostile,llhls]
 [--quick|--full]`.
 
 Runs the benchmarks against real servers on loopback, prints one table (figure, measured,
@@ -25,7 +25,7 @@ from typing import Any
 from benchmarks.table import Figure, render_markdown, render_text, to_document, write_document
 
 RESULTS = Path(__file__).resolve().parent / "results"
-DEFAULT = ("accuracy", "density", "detection", "verdicts", "hostile")
+DEFAULT = ("accuracy", "density", "detection", "verdicts", "hostile", "llhls")
 
 
 def _runner(
@@ -51,6 +51,10 @@ def _runner(
         from benchmarks import hostile
 
         return hostile.run
+    if name == "llhls":
+        from benchmarks import llhls
+
+        return llhls.run
     if name == "soak":
         from benchmarks import soak
 
