@@ -246,7 +246,9 @@ class RenditionFollower:
         if self.parts is None:
             if not playlist.parts:
                 return False
-            self.parts = PartFollower(self.name, self._fetcher, self._observer)
+            self.parts = PartFollower(
+                self.name, self._fetcher, self._observer, lambda uri: self._init_section(uri, True)
+            )
             self.parts.start()
         return bool(self.parts.on_playlist(playlist, fetched))
 

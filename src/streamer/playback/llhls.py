@@ -27,6 +27,7 @@ import contextlib
 import logging
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -38,7 +39,6 @@ from streamer.playback.workers import analyse_part_bytes
 log = logging.getLogger(__name__)
 
 MAX_PART_BYTES = MAX_SEGMENT_BYTES
-MAX_INIT_BYTES = 2 << 20
 _MAX_QUEUED_PARTS = 16  # about 5 s of 1/3 s parts
 _MAX_HINTS = 4  # hinted requests kept for their part's listing (a new hint comes with it)
 # Anomalies: counted (streamer_playback_anomalies_total), never failing a session.
@@ -109,9 +109,16 @@ def next_part(playlist: MediaPlaylist) -> tuple[int, int] | None:
     return newest.sequence, newest.index + 1
 
 
+InitSection = Callable[[str | None], Awaitable[bytes | None]]
+
+
 class PartFollower:
-    def __init__(self, name: str, fetcher: Fetcher, observer: PartObserver) -> None:
+    def __init__(
+        self, name: str, fetcher: Fetcher, observer: PartObserver, init_section: InitSection
+    ) -> None:
+        """`init_section`: the rendition's EXT-X-MAP cache (shared with its segments)."""
         self.name = name
+        self._init_section = init_section
         self._fetcher = fetcher
         self._observer = observer
         self._newest: tuple[int, int] | None = None  # the newest part taken
@@ -121,7 +128,6 @@ class PartFollower:
         self._hints: dict[tuple[str, int], asyncio.Task[Fetched | None]] = {}
         self._hinted: deque[tuple[str, int]] = deque(maxlen=_MAX_QUEUED_PARTS)
         self._hint_sent_for: tuple[str, int] | None = None
-        self._init_cache: dict[str, bytes] = {}
         self._listed: deque[tuple[str, int]] = deque(maxlen=_MAX_QUEUED_PARTS)
         self._full_playlist_at: float | None = None  # monotonic, the last non-delta answer
         self._downloader: asyncio.Task[None] | None = None
@@ -139,7 +145,6 @@ class PartFollower:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        self._init_cache.clear()
 
     async def wait_downloads(self) -> None:
         await self._queue.join()
@@ -273,11 +278,3 @@ class PartFollower:
             error_kind=kind,
             error_detail=detail,
         )
-
-    async def _init_section(self, uri: str | None) -> bytes | None:
-        if uri is None:
-            return None
-        if uri not in self._init_cache:
-            fetched = await self._fetcher.get(uri, "init segment", MAX_INIT_BYTES)
-            self._init_cache = {uri: fetched.body}  # only the current map is kept
-        return self._init_cache[uri]
