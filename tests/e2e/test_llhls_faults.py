@@ -28,9 +28,9 @@ from tests.e2e.test_origin import Origin, start_origin, stop_origin
 from tests.support.chaos import (
     ChaosProxy,
     DelayBlocking,
+    FailOnePart,
     Fault,
     FreezeParts,
-    PathStatus,
     Rewrite,
 )
 from tests.support.session_run import Recorder, run_session
@@ -64,8 +64,8 @@ SCENARIOS = {
     ),
     "hints": Scenario(
         lambda: [
-            # The part hinted, then listed, is never served.
-            PathStatus("/ll/360p/part_20.m4s"),
+            # A part, hinted then listed, is never served.
+            FailOnePart("/ll/360p/part_", after_seconds=5.0),
             # Hints that name parts never made: allowed by the spec, counted.
             Rewrite(LOW_PLAYLIST, pattern=r'PRELOAD-HINT:TYPE=PART,URI="', replacement=r"\g<0>x"),
         ],
@@ -76,8 +76,9 @@ SCENARIOS = {
             Rewrite(HIGH_PLAYLIST, pattern=r"PART-HOLD-BACK=[0-9.]+,?", replacement=""),
             Rewrite(
                 LOW_PLAYLIST,
-                pattern=r'DURATION=[0-9.]+,URI="part_(2\d)\.m4s"',
-                replacement=r'DURATION=0.60000,URI="part_\1.m4s"',
+                after_seconds=5.0,
+                pattern=r"#EXT-X-PART:DURATION=[0-9.]+",
+                replacement="#EXT-X-PART:DURATION=0.60000",
             ),
         ],
         frozenset({"playlist_error", "part_duration_mismatch"}),

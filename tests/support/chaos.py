@@ -345,10 +345,20 @@ class PathFault(Fault):
 
 
 @dataclass
-class PathStatus(PathFault):
-    """Answers with an HTTP error status (e.g. 404 for one part, hinted or listed)."""
+class FailOnePart(PathFault):
+    """Answers `code` to every request for one object: the first one requested once the
+    fault is active (for a part at the live edge: its preload-hinted request first)."""
 
     code: int = 404
+    _path: str | None = field(default=None, init=False)
+
+    def matches(self, request: Request, playlist: str | None) -> bool:
+        if self._path is not None:
+            return request.path == self._path
+        if super().matches(request, playlist):
+            self._path = request.path
+            return True
+        return False
 
     async def apply(self, proxy: ChaosProxy, request: Request) -> Request | web.Response:
         return web.Response(status=self.code, text="chaos")

@@ -8,7 +8,9 @@ bytes it writes (origin/cmaf.py). Segments are their parts, concatenated. The en
 packets are the ladder's own, so both outputs carry the same pictures at no extra encoding.
 
 Files per rendition (`<root>/<rendition>/`): `init.mp4`, `part_<n>.m4s` (numbered across
-segments, so that the preload hint always names the next one), `seg_<msn>.m4s`, and
+segments, so that the preload hint always names the next one, and from the clock in
+milliseconds, so that a new session on the same key never reuses a name), `seg_<msn>.m4s`,
+and
 `index.m3u8` (plus `index_delta.m3u8`, the `_HLS_skip=YES` answer), every file written
 aside and renamed into place. After each write, `on_update` hands the rendition's state to
 the HTTP server, which holds blocking reloads until their part exists (origin/llhls_http.py).
@@ -70,6 +72,8 @@ class LiveState:
 
 
 UpdateCallback = Callable[[Path, LiveState], None]
+# The other renditions' (playlist URI relative to this one's, last msn, last part index).
+ReportsCallback = Callable[["LlhlsRendition"], list[tuple[str, int, int]]]
 
 
 @dataclass
@@ -126,11 +130,13 @@ class LlhlsRendition:
         fps: Fraction | float,
         start_number: int,
         on_update: UpdateCallback | None,
+        reports: ReportsCallback | None = None,
     ) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.directory = directory
         self.part_target, frag = part_timing(fps)
         self._on_update = on_update
+        self._reports = reports
         self._boxes = BoxStream()
         self._out: OutputContainer = av.open(
             self._boxes,
@@ -148,7 +154,7 @@ class LlhlsRendition:
         self.codecs: str | None = None
         self._segments: deque[_Segment] = deque()  # complete ones, oldest first
         self._current = _Segment(start_number)
-        self._next_part = 0
+        self._next_part = int(time.time() * 1000)
         self._removable: deque[str] = deque()
         self._started = False  # the header waits for the first video packet
         self.parts_written = 0
@@ -271,7 +277,19 @@ class LlhlsRendition:
             lines.append("#EXT-X-ENDLIST")
         else:
             lines.append(f'#EXT-X-PRELOAD-HINT:TYPE=PART,URI="part_{self._next_part}.m4s"')
+        for uri, msn, part in self._reports(self) if self._reports is not None else ():
+            lines.append(f'#EXT-X-RENDITION-REPORT:URI="{uri}",LAST-MSN={msn},LAST-PART={part}')
         return ("\n".join(lines) + "\n").encode()
+
+    @property
+    def last_part(self) -> tuple[int, int] | None:
+        """(msn, index) of the newest part, for the other renditions' reports."""
+        if self._current.parts:
+            return self._current.msn, len(self._current.parts) - 1
+        if self._segments:
+            newest = self._segments[-1]
+            return newest.msn, len(newest.parts) - 1
+        return None
 
 
 def _part_line(part: _Part) -> str:
@@ -316,10 +334,19 @@ class LlhlsOutput:
         start = int(time.time())
         self._meta = [(name, width, height, bps) for name, width, height, bps, _ in renditions]
         self.renditions = [
-            LlhlsRendition(root / name, video, audio_template, fps, start, on_update)
+            LlhlsRendition(root / name, video, audio_template, fps, start, on_update, self._reports)
             for name, _w, _h, _b, video in renditions
         ]
         self._master_written = False
+
+    def _reports(self, asking: LlhlsRendition) -> list[tuple[str, int, int]]:
+        """EXT-X-RENDITION-REPORT of every other rendition (players switch with them)."""
+        reports = []
+        for rendition in self.renditions:
+            newest = rendition.last_part
+            if rendition is not asking and newest is not None:
+                reports.append((f"../{rendition.directory.name}/{PLAYLIST}", *newest))
+        return reports
 
     def video(self, index: int, packet: Packet[Stream]) -> None:
         self.renditions[index].mux(packet, audio=False)
