@@ -104,6 +104,9 @@ def test_the_ll_playlist_is_well_formed_and_blocks(origin: Origin, clip: Clip) -
         assert media.server_control.part_hold_back >= 2 * part_target
         parts = [p for s in media.segments for p in s.parts]
         assert parts and all(p.duration <= part_target for p in parts)
+        # Players switching renditions learn the other's live edge from its report.
+        (report,) = media.rendition_reports
+        assert report.uri == "../144p/index.m3u8" and report.last_msn >= media.media_sequence
         hinted = media.preload_hint.uri
         # The hinted part is held until it exists, then served.
         started = time.monotonic()
