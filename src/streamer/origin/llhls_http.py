@@ -29,16 +29,26 @@ class BlockingRequestError(Exception):
 
 
 class LiveUpdates:
-    """Each LL-HLS rendition's newest state; created on the HTTP server's loop."""
+    """Each LL-HLS rendition's newest state, kept on the HTTP server's loop (`attach`)."""
 
     def __init__(self) -> None:
-        self._loop = asyncio.get_running_loop()
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._states: dict[Path, LiveState] = {}
         self._changed: dict[Path, asyncio.Event] = {}
 
+    def attach(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The loop the HTTP server runs on: states are kept and waited for there."""
+        self._loop = loop
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        return self._loop
+
     def update(self, directory: Path, state: LiveState) -> None:
         """From any thread: `directory`'s rendition now is in `state`."""
-        self._loop.call_soon_threadsafe(self._set, directory, state)
+        self.loop.call_soon_threadsafe(self._set, directory, state)
 
     def _set(self, directory: Path, state: LiveState) -> None:
         self._states.pop(directory, None)
@@ -70,9 +80,9 @@ class LiveUpdates:
             return  # not a live LL-HLS rendition (anymore): answer with what is there
         if msn > state.msn + _MAX_AHEAD:
             raise BlockingRequestError(400, "_HLS_msn too far ahead of the live edge")
-        deadline = self._loop.time() + _HOLD_TARGETS * state.target_duration
+        deadline = self.loop.time() + _HOLD_TARGETS * state.target_duration
         while not state.has(msn, part):
-            remaining = deadline - self._loop.time()
+            remaining = deadline - self.loop.time()
             try:
                 await self._next_change(directory, max(0.0, remaining))
             except TimeoutError:
@@ -85,10 +95,10 @@ class LiveUpdates:
         state = self._states.get(directory)
         if state is None or state.ended or state.next_part != name:
             return False
-        deadline = self._loop.time() + _HOLD_TARGETS * state.target_duration
+        deadline = self.loop.time() + _HOLD_TARGETS * state.target_duration
         while state.next_part == name and not state.ended:
             try:
-                await self._next_change(directory, max(0.0, deadline - self._loop.time()))
+                await self._next_change(directory, max(0.0, deadline - self.loop.time()))
             except TimeoutError:
                 return True
             state = self._states.get(directory, state)

@@ -54,26 +54,25 @@ class Origin:
     def __init__(self, config: OriginConfig, root: Path) -> None:
         self.config = config
         self.hls_root = root
-        self._relay: PublishRelay | None = None
+        self._ll_updates = LiveUpdates()  # LL-HLS: fed by the transcoding threads
+        self._relay = PublishRelay(root, on_ll_update=self._ll_updates.update)
         self._rtmp: asyncio.Server | None = None
         self._http: web.AppRunner | None = None
 
     async def start(self) -> None:
-        updates = LiveUpdates()  # LL-HLS: on this loop, fed by the transcoding threads
-        self._relay = PublishRelay(self.hls_root, on_ll_update=updates.update)
+        self._ll_updates.attach(asyncio.get_running_loop())
         # RTMP first: whoever waits for the HTTP port may publish as soon as it answers.
         self._rtmp = await asyncio.start_server(
             self._relay.handle, self.config.host, self.config.rtmp_port
         )
-        self._http = web.AppRunner(hls_app(self.hls_root, updates), access_log=None)
+        self._http = web.AppRunner(hls_app(self.hls_root, self._ll_updates), access_log=None)
         await self._http.setup()
         await web.TCPSite(self._http, self.config.host, self.config.http_port).start()
 
     async def stop(self) -> None:
         if self._rtmp is not None:
             self._rtmp.close()
-        if self._relay is not None:
-            await self._relay.close()
+        await self._relay.close()
         if self._http is not None:
             await self._http.cleanup()
 
