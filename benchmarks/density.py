@@ -629,7 +629,7 @@ def figures(points: list[DensityPoint], plan: Plan, speed: Speed) -> list[Figure
                     f"Monitor: publish + follow + download + analyse ({mode}) + all checks, "
                     "one process; baseline: N ffmpeg processes that only publish. CPU "
                     "seconds at the machine's full speed (benchmarks/speed.py: a probe timed "
-                    "the same work all along; the window's median against the run's "
+                    "the same work all along; the window's mean against the run's "
                     f"fastest, {_ms(speed.reference_ms)}); raw CPU seconds in the JSON."
                 )
                 if index == 0
@@ -735,6 +735,7 @@ def figures(points: list[DensityPoint], plan: Plan, speed: Speed) -> list[Figure
                 },
             )
         )
+    out.append(_slowdown_figure(points, speed))
     if len(points) >= 2:
         first, last = points[0], points[-1]
         out.append(
@@ -748,6 +749,26 @@ def figures(points: list[DensityPoint], plan: Plan, speed: Speed) -> list[Figure
             )
         )
     return out
+
+
+def _slowdown_figure(points: list[DensityPoint], speed: Speed) -> Figure:
+    """How much slower than its fastest the machine ran in the measured windows: what the
+    CPU figures above were normalised by, and a noisy run's signature."""
+    usages = [u for p in points for u in (*(m.usage for m in p.monitors), *p.baselines)]
+    reference = speed.reference_ms
+    slowdowns = [
+        chunk / reference
+        for usage in usages
+        if reference and (chunk := speed.chunk_ms(usage)) is not None
+    ]
+    return _figure(
+        "machine slowdown in the windows (probe, against its fastest)",
+        slowdowns,
+        "x",
+        note="The speed probe's chunk time in each window (monitor and baseline), over the "
+        f"run's fastest ({_ms(reference)}): 1.0 is the machine at full speed. The CPU rows "
+        "are divided by it.",
+    )
 
 
 def _ratio_figure(pairs: list[tuple[MonitorRun, Usage]], speed: Speed) -> Figure:

@@ -99,6 +99,8 @@ class LivepeerSettings(BaseModel):
     # entry may carry its own, e.g. "${EU_API_KEY}".
     api_key: SecretStr | None = None
     ingest_base: str | None = None  # rtmp://host/live, may contain {region}
+    # srt: publish to srt://<ingest host>:2935?streamid=<key> (or an srt:// ingest_base)
+    ingest_protocol: Literal["rtmp", "srt"] = "rtmp"
     playback_base: str | None = None  # https://host/hls, may contain {region}
     profiles: list[dict[str, Any]] | None = None
     record: bool = False
@@ -354,6 +356,7 @@ def livepeer_from_environment(env: Mapping[str, str]) -> dict[str, Any]:
     }
     for key, variable in (
         ("ingest_base", "LIVEPEER_INGEST_BASE"),
+        ("ingest_protocol", "LIVEPEER_INGEST_PROTOCOL"),
         ("playback_base", "LIVEPEER_PLAYBACK_BASE"),
         ("playback_policy", "LIVEPEER_PLAYBACK_POLICY"),
         ("record", "LIVEPEER_RECORD"),
@@ -404,6 +407,7 @@ def from_environment(env: Mapping[str, str]) -> MonitorConfig | None:
             ("fetch_allow", "FETCH_ALLOW"),
             ("fetch_deny", "FETCH_DENY"),
             ("livepeer.api_url", "LIVEPEER_API_URL"),
+            ("livepeer.ingest_protocol", "LIVEPEER_INGEST_PROTOCOL"),
         ):
             message = message.replace(f": {field}:", f": {variable}:")
         raise ConfigError(message.replace("streams[0] ('", "environment ('")) from None

@@ -166,6 +166,21 @@ class CheckObserved:
 
 
 @dataclass(frozen=True, kw_only=True)
+class IngestLinkStats:
+    """The ingest link as the publisher sees it (SRT), every few seconds while publishing:
+    round-trip time, packets retransmitted and dropped since the previous one (dropped:
+    too late to send, past the latency window), bytes sent but not yet acknowledged."""
+
+    labels: StreamLabels
+    session_id: str
+    at: float
+    rtt_seconds: float
+    packets_retransmitted: int
+    packets_dropped: int
+    send_buffer_bytes: int
+
+
+@dataclass(frozen=True, kw_only=True)
 class SessionEnded:
     labels: StreamLabels
     session_id: str
@@ -186,6 +201,7 @@ Event = (
     | RequestFailed
     | PlaybackAnomaly
     | CheckObserved
+    | IngestLinkStats
     | SessionEnded
 )
 

@@ -37,6 +37,7 @@ from streamer.events import (
     CheckObserved,
     EventSink,
     FirstSegment,
+    IngestLinkStats,
     Outcome,
     PartObserved,
     PlaybackAnomaly,
@@ -58,7 +59,7 @@ from streamer.playback.registry import DEFAULT_PLAYBACK_PROTOCOL, open_playback
 from streamer.playback.storms import ErrorStorms, StormSummary
 from streamer.publish.errors import PublishError
 from streamer.publish.flv import FlvClip
-from streamer.publish.ingest import Ingest, IngestOptions
+from streamer.publish.ingest import Ingest, IngestOptions, LinkSample
 from streamer.publish.publisher import FaultInjection
 from streamer.publish.registry import ingest_protocol
 from streamer.targets import FixedTarget, Provisioner, ProvisionError, Target
@@ -245,6 +246,7 @@ class Session:
             io_timeout_seconds=settings.io_timeout_seconds,
             tls_ca_file=settings.tls_ca_file,
             faults=settings.faults,
+            on_link_stats=self._link_stats,
         )
         try:
             protocol = ingest_protocol(target.ingest_url)
@@ -252,6 +254,19 @@ class Session:
         except InvalidURLError as exc:
             self._emit_failure("publish_failed", None, str(exc))
             return None
+
+    def _link_stats(self, sample: LinkSample) -> None:
+        self._sink.handle(
+            IngestLinkStats(
+                labels=self._labels,
+                session_id=self.session_id,
+                at=sample.at,
+                rtt_seconds=sample.rtt_seconds,
+                packets_retransmitted=sample.packets_retransmitted,
+                packets_dropped=sample.packets_dropped,
+                send_buffer_bytes=sample.send_buffer_bytes,
+            )
+        )
 
     async def _publish_and_play(self, target: Target) -> Outcome:
         settings = self.settings

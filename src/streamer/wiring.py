@@ -32,8 +32,12 @@ def flv_clip(spec: ClipSpec) -> FlvClip:
 
 
 def labels(stream: StreamConfig) -> StreamLabels:
-    # API mode publishes over RTMP until the stream's configuration names another protocol.
-    ingest = ingest_protocol(stream.ingest_url).name if stream.ingest_url else "rtmp"
+    if stream.ingest_url:
+        ingest = ingest_protocol(stream.ingest_url).name
+    elif stream.livepeer is not None:
+        ingest = stream.livepeer.ingest_protocol  # API mode: the protocol it publishes with
+    else:
+        ingest = "rtmp"
     return StreamLabels(
         stream.name,
         stream.ingest_region,

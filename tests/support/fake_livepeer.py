@@ -56,6 +56,7 @@ class FakeLivepeer:
     ingest_base: str = "rtmp://127.0.0.1:1935/live"
     playback_base: str = "http://127.0.0.1:8080/hls"
     playback_id_is_stream_key: bool = False
+    stream_key: str | None = None  # one key for every stream: for origins that need it ahead
     page_size: int | None = None  # paginate GET /stream with Link rel="next"
     calls: list[Call] = field(default_factory=list, init=False)
     streams: dict[str, dict[str, Any]] = field(default_factory=dict, init=False)
@@ -201,7 +202,7 @@ class FakeLivepeer:
         )
 
     def _create(self, payload: dict[str, Any], created_at_ms: int | None = None) -> dict[str, Any]:
-        key = "-".join(secrets.token_hex(2) for _ in range(4))
+        key = self.stream_key or "-".join(secrets.token_hex(2) for _ in range(4))
         stream = {
             "id": str(uuid.uuid4()),
             "name": payload["name"],

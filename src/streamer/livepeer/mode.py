@@ -80,4 +80,5 @@ def provisioner(
         profiles=mode.profiles,
         record=stream.livepeer.record,
         signer=mode.signer,
+        ingest_protocol=stream.livepeer.ingest_protocol,
     )

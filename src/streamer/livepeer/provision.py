@@ -15,6 +15,7 @@ from streamer.livepeer.client import (
     ingest_url,
     playback_url,
     regional_base,
+    srt_ingest_url,
     stream_name_prefix,
 )
 from streamer.livepeer.jwt import LIVEPEER_JWT_HEADER, PlaybackTokenSigner
@@ -43,6 +44,7 @@ class LivepeerProvisioner:
         record: bool = False,
         signer: PlaybackTokenSigner | None = None,
         token_ttl_seconds: float = 3600.0,
+        ingest_protocol: str = "rtmp",
     ) -> None:
         self._client = client
         self._stream = stream
@@ -53,6 +55,9 @@ class LivepeerProvisioner:
         self._signer = signer
         self._token_ttl = token_ttl_seconds
         self._created_id: str | None = None
+        # How the test stream is published: RTMP to <base>/<key>, or SRT to the base's
+        # host with the key as streamid.
+        self._ingest_url = srt_ingest_url if ingest_protocol == "srt" else ingest_url
 
     def describe(self) -> tuple[str, str]:
         created = "(a stream created per session through the API)"
@@ -104,7 +109,7 @@ class LivepeerProvisioner:
                 return {LIVEPEER_JWT_HEADER: signer.token(playback_id, ttl)}
 
         return Target(
-            ingest_url=ingest_url(created.stream_key, ingest_base),
+            ingest_url=self._ingest_url(created.stream_key, ingest_base),
             playback_url=playback_url(created.playback_id, playback_base),
             headers=headers,
             secrets=(created.stream_key,),

@@ -94,6 +94,8 @@ class EmbeddedOrigin:
                 str(self.rtmp_port),
                 "--http-port",
                 str(self.http_port),
+                "--srt-port",  # the monitor publishes RTMP to it: no UDP port to share
+                "0",
                 env=env,
             )
         except OSError as exc:

@@ -88,7 +88,7 @@ class PublishRelay:
         on_ll_update: UpdateCallback | None = None,
     ) -> None:
         self._hls_root = hls_root
-        self._on_ll_update = on_ll_update  # LL-HLS rendition states, for blocking requests
+        self.on_ll_update = on_ll_update  # LL-HLS rendition states, for blocking requests
         self._retain_after_end = retain_after_end
         self._active_keys: set[str] = set()
         # Keys whose publisher has left while their transcoder finishes the files: the same
@@ -152,21 +152,21 @@ class PublishRelay:
         except TimeoutError:
             raise RejectedError(f"no publish command within {PUBLISH_WITHIN_S:g}s") from None
         try:
-            key = await self._claim(request)
+            key = await self.claim(stream_key(request.stream_name))
         except RejectedError as exc:
             refuse(writer, request, str(exc))
             raise
         try:
             await self._transcode(key, request, reader, writer, peer)
         finally:
-            self._active_keys.discard(key)
-            finished = self._finishing.pop(key, None)
-            if finished is not None:
-                finished.set()
-            self._schedule_removal(key)
+            self.release(key)
 
-    async def _claim(self, request: PublishRequest) -> str:
-        key = stream_key(request.stream_name)
+    def is_publishing(self, key: str) -> bool:
+        return key in self._active_keys
+
+    async def claim(self, key: str) -> str:
+        """Reserves `key` for one publish (any ingest protocol) and empties its directory;
+        RejectedError when it is publishing already. `release(key)` when it ends."""
         finishing = self._finishing.get(key)
         if finishing is not None:
             with contextlib.suppress(TimeoutError):
@@ -182,6 +182,14 @@ class PublishRelay:
         fresh_directory(self._hls_root / key)
         return key
 
+    def release(self, key: str) -> None:
+        """The publish of `key` has ended and its files are finished."""
+        self._active_keys.discard(key)
+        finished = self._finishing.pop(key, None)
+        if finished is not None:
+            finished.set()
+        self._schedule_removal(key)
+
     async def _transcode(
         self,
         key: str,
@@ -196,7 +204,7 @@ class PublishRelay:
             self._hls_root,
             key,
             _threadsafe(exited.set),
-            on_ll_update=self._on_ll_update,
+            on_ll_update=self.on_ll_update,
         )
         worker.start()
         try:

@@ -1,8 +1,9 @@
-"""`streamer origin`: a local live origin, RTMP in, an HLS ladder out, over HTTP.
+"""`streamer origin`: a local live origin, RTMP or SRT in, an HLS ladder out, over HTTP.
 
-Publish to rtmp://HOST:RTMP_PORT/live/KEY (any app, any plain key); play
-http://HOST:HTTP_PORT/hls/KEY/index.m3u8. One asyncio loop runs the RTMP relay and the
-HTTP server; each accepted publish is transcoded in its own thread (see relay.py,
+Publish to rtmp://HOST:RTMP_PORT/live/KEY (any app, any plain key) or to
+srt://HOST:SRT_PORT?streamid=KEY (MPEG-TS); play http://HOST:HTTP_PORT/hls/KEY/index.m3u8.
+One asyncio loop runs the RTMP relay, the SRT front (srt_front.py) and the HTTP server;
+each accepted publish is transcoded in its own thread (see relay.py,
 worker.py). A finished session's files are removed a playlist's length after it ends.
 Runs until SIGTERM or SIGINT (or, started by the monitor, until the monitor is gone),
 then ends every publish (their playlists get EXT-X-ENDLIST), removes its files and
@@ -31,6 +32,7 @@ from streamer.exit_codes import EXIT_FAILURE, EXIT_OK
 from streamer.origin.http import hls_app
 from streamer.origin.llhls_http import LiveUpdates
 from streamer.origin.relay import PublishRelay
+from streamer.origin.srt_front import SrtFront
 
 log = logging.getLogger("streamer.origin")
 
@@ -39,6 +41,7 @@ log = logging.getLogger("streamer.origin")
 PARENT_PID_ENV = "STREAMER_ORIGIN_PARENT_PID"
 # Where to write the HLS files, when the caller wants to know (and clean up after a kill).
 HLS_DIR_ENV = "STREAMER_ORIGIN_HLS_DIR"
+DEFAULT_SRT_PORT = 2935  # Livepeer's SRT port
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,8 @@ class OriginConfig:
     host: str = "127.0.0.1"
     rtmp_port: int = 1935
     http_port: int = 8080
+    srt_port: int = 0  # 0: no SRT port
+    srt_optional: bool = False  # the default port: taken, the origin runs without SRT
 
 
 class Origin:
@@ -56,6 +61,9 @@ class Origin:
         self.hls_root = root
         self._ll_updates = LiveUpdates()  # LL-HLS: fed by the transcoding threads
         self._relay = PublishRelay(root, on_ll_update=self._ll_updates.update)
+        self._srt = (
+            SrtFront(self._relay, root, config.host, config.srt_port) if config.srt_port else None
+        )
         self._rtmp: asyncio.Server | None = None
         self._http: web.AppRunner | None = None
 
@@ -65,13 +73,27 @@ class Origin:
         self._rtmp = await asyncio.start_server(
             self._relay.handle, self.config.host, self.config.rtmp_port
         )
+        if self._srt is not None:
+            try:
+                self._srt.start()
+            except OSError as exc:
+                if not self.config.srt_optional:
+                    raise
+                log.warning("no SRT port (%s): RTMP only", exc)
+                self._srt = None
         self._http = web.AppRunner(hls_app(self.hls_root, self._ll_updates), access_log=None)
         await self._http.setup()
         await web.TCPSite(self._http, self.config.host, self.config.http_port).start()
 
+    @property
+    def serves_srt(self) -> bool:
+        return self._srt is not None
+
     async def stop(self) -> None:
         if self._rtmp is not None:
             self._rtmp.close()
+        if self._srt is not None:
+            await self._srt.close()
         await self._relay.close()
         if self._http is not None:
             await self._http.cleanup()
@@ -93,6 +115,12 @@ async def run_origin(config: OriginConfig) -> int:
             config.host,
             config.http_port,
         )
+        if origin.serves_srt:
+            log.info(
+                "listening: srt://%s:%d?streamid=<key> (MPEG-TS) -> the same HLS",
+                config.host,
+                config.srt_port,
+            )
         log.info("HLS files in %s (removed at exit)", root)
         await _wait_for_stop_signal()
         log.info("stopping")
@@ -167,5 +195,11 @@ def origin_command(args: argparse.Namespace) -> int:
     # FFmpeg's own messages can name the stream key ("Unexpected stream KEY"): keep them
     # off; failures reach us as exceptions, and we log those with the key masked.
     av.logging.set_level(None)
-    config = OriginConfig(host=args.host, rtmp_port=args.rtmp_port, http_port=args.http_port)
+    config = OriginConfig(
+        host=args.host,
+        rtmp_port=args.rtmp_port,
+        http_port=args.http_port,
+        srt_port=DEFAULT_SRT_PORT if args.srt_port is None else args.srt_port,
+        srt_optional=args.srt_port is None,
+    )
     return asyncio.run(run_origin(config))

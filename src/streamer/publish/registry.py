@@ -6,9 +6,10 @@ from urllib.parse import urlsplit
 
 from streamer.publish.ingest import IngestProtocol
 from streamer.publish.rtmp_ingest import RtmpIngest
+from streamer.publish.srt_ingest import SrtIngest
 from streamer.urls import InvalidURLError
 
-INGEST_PROTOCOLS: tuple[IngestProtocol, ...] = (RtmpIngest(),)
+INGEST_PROTOCOLS: tuple[IngestProtocol, ...] = (RtmpIngest(), SrtIngest())
 
 _BY_SCHEME = {scheme: protocol for protocol in INGEST_PROTOCOLS for scheme in protocol.schemes}
 

@@ -9,6 +9,7 @@ from streamer.events import (
     CheckFailed,
     CheckObserved,
     Event,
+    IngestLinkStats,
     ObservationKind,
     PartObserved,
     PlaybackAnomaly,
@@ -29,6 +30,7 @@ STREAM_LABELS = (
 STARTUP_BUCKETS = (0.25, 0.5, 0.75, 1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10, 15, 20, 30, 45, 60)
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 4, 5, 6, 8, 10, 15, 20, 30, 60)
 DURATION_BUCKETS = (0.5, 1, 1.5, 1.9, 2.1, 2.5, 3, 4, 5, 6, 8, 10, 12)
+RTT_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 0.75, 1, 2)
 PART_LATENCY_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1, 1.25, 1.5, 2, 3, 4, 6, 10, 30)
 PART_DURATION_BUCKETS = (0.1, 0.2, 0.25, 0.3, 0.34, 0.4, 0.5, 0.75, 1, 1.5, 2)
 
@@ -158,6 +160,32 @@ class MetricsSink:
             STREAM_LABELS,
             registry=r,
         )
+        # The SRT ingest leg, from the publisher's link statistics (sampled every 2 s).
+        self.srt_rtt = Histogram(
+            "streamer_srt_rtt_seconds",
+            "SRT round-trip time to the ingest, as the publisher measures it",
+            STREAM_LABELS,
+            buckets=RTT_BUCKETS,
+            registry=r,
+        )
+        self.srt_retransmitted = Counter(
+            "streamer_srt_packets_retransmitted",
+            "SRT packets the publisher sent again after the ingest reported them lost",
+            STREAM_LABELS,
+            registry=r,
+        )
+        self.srt_dropped = Counter(
+            "streamer_srt_packets_dropped",
+            "SRT packets the publisher dropped: too late to send within the latency window",
+            STREAM_LABELS,
+            registry=r,
+        )
+        self.srt_send_buffer = Gauge(
+            "streamer_srt_send_buffer_bytes",
+            "Bytes the SRT publisher sent that the ingest has not acknowledged yet",
+            STREAM_LABELS,
+            registry=r,
+        )
         self.build = Gauge("streamer_build_info", "streamer version", ("version",), registry=r)
         self.build.labels(__version__).set(1)
         self.api_latency = Histogram(
@@ -204,8 +232,16 @@ class MetricsSink:
             self.playback_anomalies.labels(*values, event.anomaly, event.rendition or "").inc()
         elif isinstance(event, CheckObserved):
             self.observed[event.kind].labels(*values, event.rendition or "").inc(event.count)
+        elif isinstance(event, IngestLinkStats):
+            self._link_stats(values, event)
         elif isinstance(event, SessionEnded):
             self._session_ended(values, event)
+
+    def _link_stats(self, values: tuple[str, ...], event: IngestLinkStats) -> None:
+        self.srt_rtt.labels(*values).observe(event.rtt_seconds)
+        self.srt_retransmitted.labels(*values).inc(event.packets_retransmitted)
+        self.srt_dropped.labels(*values).inc(event.packets_dropped)
+        self.srt_send_buffer.labels(*values).set(event.send_buffer_bytes)
 
     def _session_ended(self, values: tuple[str, ...], event: SessionEnded) -> None:
         self.active.labels(*values).set(0)
