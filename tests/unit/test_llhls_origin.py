@@ -4,6 +4,7 @@ timing, and blocking requests held until their part exists."""
 from __future__ import annotations
 
 import asyncio
+import io
 from fractions import Fraction
 from pathlib import Path
 
@@ -13,7 +14,13 @@ import pytest
 from av.video.frame import PictureType
 
 from streamer.origin.cmaf import BoxStream
-from streamer.origin.llhls import LiveState, parameter_sets, part_timing
+from streamer.origin.llhls import (
+    LiveState,
+    LlhlsOutput,
+    audio_specific_config,
+    parameter_sets,
+    part_timing,
+)
 from streamer.origin.llhls_http import BlockingRequestError, LiveUpdates
 
 
@@ -97,3 +104,64 @@ async def test_refused_and_timed_out_blocking_reloads(
     with pytest.raises(BlockingRequestError) as raised:
         await updates.hold_playlist(tmp_path, query)
     assert raised.value.status == status
+
+
+def _mpegts_with_adts_audio(seconds: float) -> bytes:
+    """An MPEG-TS stream as an SRT publisher sends it: H.264, and AAC in ADTS frames."""
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format="mpegts") as out:
+        video = out.add_stream("libx264", rate=30)
+        video.width, video.height, video.pix_fmt = 64, 64, "yuv420p"
+        video.options = {"preset": "ultrafast", "tune": "zerolatency", "g": "30"}
+        audio = out.add_stream("aac", rate=44100)
+        samples = 0
+        for i in range(round(seconds * 30)):
+            frame = av.VideoFrame.from_ndarray(np.full((64, 64, 3), i, np.uint8), format="rgb24")
+            frame = frame.reformat(format="yuv420p")
+            frame.pts = i
+            out.mux(video.encode(frame))
+            while samples < (i + 1) * 44100 / 30:
+                tone = av.AudioFrame.from_ndarray(
+                    np.zeros((1, 1024), np.float32), format="fltp", layout="mono"
+                )
+                tone.sample_rate, tone.pts = 44100, samples
+                samples += 1024
+                out.mux(audio.encode(tone))
+        out.mux(video.encode(None))
+        out.mux(audio.encode(None))
+    return buffer.getvalue()
+
+
+def test_adts_audio_from_mpegts_gets_an_audio_specific_config(tmp_path: Path) -> None:
+    with av.open(io.BytesIO(_mpegts_with_adts_audio(2.5)), "r", format="mpegts") as source:
+        video, audio = source.streams.video[0], source.streams.audio[0]
+        assert not audio.codec_context.extradata  # ADTS: the config is in every frame
+        assert audio_specific_config(audio.codec_context) == bytes([0x12, 0x10])  # LC 44.1k 2ch
+        output = LlhlsOutput(tmp_path, [("64p", 64, 64, 100_000, video)], audio, 30)
+        for packet in source.demux(video, audio):
+            if packet.dts is None:
+                continue
+            if packet.stream is video:
+                output.video(0, packet)
+            else:
+                output.audio(packet)
+        output.close()
+    rendition = tmp_path / "64p"
+    init = (rendition / "init.mp4").read_bytes()
+    esds = init.find(b"esds")
+    assert esds > 0 and b"\x05\x80\x80\x80\x02\x12\x10" in init[esds:]  # DecoderSpecificInfo
+    segment = sorted(rendition.glob("seg_*.m4s"))[0].read_bytes()  # the first, complete
+    with av.open(io.BytesIO(init + segment), "r", format="mp4") as played:
+        frames = list(played.decode(played.streams.audio[0]))
+    assert len(frames) >= 40  # 2 s of AAC decodes
+
+
+def test_a_failing_ll_output_stops_alone(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with av.open(io.BytesIO(_mpegts_with_adts_audio(1.0)), "r", format="mpegts") as source:
+        video = source.streams.video[0]
+        output = LlhlsOutput(tmp_path, [("64p", 64, 64, 100_000, video)], None, 30)
+        packets = [p for p in source.demux(video) if p.dts is not None]
+        output.video(0, packets[5])
+        output.video(0, packets[1])  # timestamps going back: the mp4 muxer refuses it
+        output.video(0, packets[6])  # no longer fed, and no exception into the ladder
+    assert "LL-HLS output of 64p stopped" in caplog.text

@@ -30,6 +30,8 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+from av.bitstream import BitStreamFilterContext
+from av.codec.context import CodecContext
 from av.container import OutputContainer
 from av.packet import Packet
 from av.stream import Stream
@@ -151,6 +153,15 @@ class LlhlsRendition:
         self._video_template = video_template
         self.video = self._out.add_stream_from_template(video_template)
         self.audio = self._out.add_stream_from_template(audio_template) if audio_template else None
+        # AAC from MPEG-TS (an SRT publish) comes in ADTS frames, without the
+        # AudioSpecificConfig MP4 needs in its init section: made from the stream's
+        # parameters, and the ADTS headers taken off each packet.
+        self._adts: BitStreamFilterContext | None = None
+        if self.audio is not None and audio_template is not None:
+            context = audio_template.codec_context
+            if context.name == "aac" and not context.extradata:
+                self.audio.codec_context.extradata = audio_specific_config(context)
+                self._adts = BitStreamFilterContext("aac_adtstoasc", in_stream=audio_template)
         self.codecs: str | None = None
         self._segments: deque[_Segment] = deque()  # complete ones, oldest first
         self._current = _Segment(start_number)
@@ -173,8 +184,9 @@ class LlhlsRendition:
         copy.pts, copy.dts, copy.duration = packet.pts, packet.dts, packet.duration
         copy.time_base = packet.time_base
         copy.is_keyframe = packet.is_keyframe
-        copy.stream = stream
-        self._out.mux(copy)
+        for muxed in self._adts.filter(copy) if audio and self._adts is not None else [copy]:
+            muxed.stream = stream
+            self._out.mux(muxed)
         self._collect()
 
     def close(self) -> None:
@@ -297,6 +309,22 @@ def _part_line(part: _Part) -> str:
     return f'#EXT-X-PART:DURATION={part.duration:.5f},URI="{part.name}"{independent}'
 
 
+_AAC_OBJECT_TYPES = {"Main": 1, "LC": 2, "SSR": 3, "LTP": 4, "HE-AAC": 5, "HE-AACv2": 29}
+_AAC_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000)
+
+
+def audio_specific_config(context: CodecContext) -> bytes:
+    """The 2-byte AAC AudioSpecificConfig (ISO 14496-3 1.6.2.1) of a decoder's parameters:
+    object type, sampling frequency index, channel configuration."""
+    object_type = _AAC_OBJECT_TYPES.get(str(context.profile or "LC"), 2)
+    rate = getattr(context, "sample_rate", 0) or 48000
+    index = _AAC_RATES.index(rate) if rate in _AAC_RATES else 3
+    layout = getattr(context, "layout", None)
+    channels = layout.nb_channels if layout is not None else 2
+    config = 7 if channels == 8 else min(max(channels, 1), 6)
+    return ((object_type << 11) | (index << 7) | (config << 3)).to_bytes(2, "big")
+
+
 def parameter_sets(annexb: bytes) -> bytes:
     """The H.264 SPS and PPS NAL units of an Annex B access unit, in Annex B."""
     found = []
@@ -338,6 +366,7 @@ class LlhlsOutput:
             for name, _w, _h, _b, video in renditions
         ]
         self._master_written = False
+        self._failed: set[LlhlsRendition] = set()
 
     def _reports(self, asking: LlhlsRendition) -> list[tuple[str, int, int]]:
         """EXT-X-RENDITION-REPORT of every other rendition (players switch with them)."""
@@ -349,12 +378,23 @@ class LlhlsOutput:
         return reports
 
     def video(self, index: int, packet: Packet[Stream]) -> None:
-        self.renditions[index].mux(packet, audio=False)
+        self._mux(self.renditions[index], packet, audio=False)
         self._write_master()
 
     def audio(self, packet: Packet[Stream]) -> None:
         for rendition in self.renditions:
-            rendition.mux(packet, audio=True)
+            self._mux(rendition, packet, audio=True)
+
+    def _mux(self, rendition: LlhlsRendition, packet: Packet[Stream], audio: bool) -> None:
+        """A failing LL-HLS output stops (its playlist then lists nothing new); the plain
+        HLS beside it goes on."""
+        if rendition in self._failed:
+            return
+        try:
+            rendition.mux(packet, audio)
+        except (av.FFmpegError, OSError, ValueError) as exc:
+            self._failed.add(rendition)
+            log.warning("LL-HLS output of %s stopped: %s", rendition.directory.name, _describe(exc))
 
     def close(self) -> None:
         for rendition in self.renditions:
@@ -375,3 +415,9 @@ class LlhlsOutput:
             ]
         atomic_write(self.root / PLAYLIST, ("\n".join(lines) + "\n").encode())
         self._master_written = True
+
+
+def _describe(exc: BaseException) -> str:
+    # Never str() of an FFmpeg error: it may name a path, and paths hold the stream key.
+    strerror = getattr(exc, "strerror", None)
+    return str(strerror) if strerror else exc.__class__.__name__
