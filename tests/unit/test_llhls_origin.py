@@ -160,7 +160,7 @@ def test_a_failing_ll_output_stops_alone(tmp_path: Path, caplog: pytest.LogCaptu
     with av.open(io.BytesIO(_mpegts_with_adts_audio(1.0)), "r", format="mpegts") as source:
         video = source.streams.video[0]
         output = LlhlsOutput(tmp_path, [("64p", 64, 64, 100_000, video)], None, 30)
-        packets = [p for p in source.demux(video) if p.dts is not None]
+        packets = [p for p in source.demux() if p.stream is video and p.dts is not None]
         output.video(0, packets[5])
         output.video(0, packets[1])  # timestamps going back: the mp4 muxer refuses it
         output.video(0, packets[6])  # no longer fed, and no exception into the ladder
