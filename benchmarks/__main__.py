@@ -1,4 +1,5 @@
-"""`python -m benchmarks [--soak] [--only accuracy,density,detection,verdicts,hostile,srt]
+"""`python -m benchmarks [--soak]
+[--only accuracy,density,detection,verdicts,hostile,srt,llhls]
 [--quick|--full]`.
 
 Runs the benchmarks against real servers on loopback, prints one table (figure, measured,
@@ -25,7 +26,7 @@ from typing import Any
 from benchmarks.table import Figure, render_markdown, render_text, to_document, write_document
 
 RESULTS = Path(__file__).resolve().parent / "results"
-DEFAULT = ("accuracy", "density", "detection", "verdicts", "hostile", "srt")
+DEFAULT = ("accuracy", "density", "detection", "verdicts", "hostile", "srt", "llhls")
 
 
 def _runner(
@@ -55,6 +56,10 @@ def _runner(
         from benchmarks import srt
 
         return srt.run
+    if name == "llhls":
+        from benchmarks import llhls
+
+        return llhls.run
     if name == "soak":
         from benchmarks import soak
 

@@ -12,8 +12,9 @@ if [ "$mode" = test ] || [ "$mode" = bench ]; then
   # nginx + RTMP module: the independent real origin; stream module: RTMPS in front of it;
   # ffmpeg: transcode ladder inside nginx-rtmp, and an SRT listener writing HLS;
   # prometheus: real scrapes + promtool; docker-compose: validates the compose file;
-  # chromium: status page tests.
-  apt_packages+=(nginx libnginx-mod-rtmp libnginx-mod-stream ffmpeg prometheus docker-compose chromium)
+  # chromium: status page tests; nodejs, npm: hls.js (pinned, installed by the tests into
+  # a cache directory) plays LL-HLS in chromium.
+  apt_packages+=(nginx libnginx-mod-rtmp libnginx-mod-stream ffmpeg prometheus docker-compose chromium nodejs npm)
 fi
 missing=()
 for pkg in "${apt_packages[@]}"; do

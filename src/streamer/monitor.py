@@ -342,10 +342,11 @@ def _alert_manager(settings: _Settings, metrics: MetricsSink, sink: FanOut) -> A
 
 
 def _monitoring_origin(config: MonitorConfig, origin: EmbeddedOrigin) -> MonitorConfig:
-    """The configuration with its one stream pointed at the running embedded origin."""
+    """The configuration with its one stream pointed at the running embedded origin, played
+    as LL-HLS: parts and segments both measured (the plain HLS beside it stays served)."""
     key = "embedded" + secrets.token_hex(8)
     stream = config.streams[0].model_copy(
-        update={"ingest_url": origin.ingest_url(key), "playback_url": origin.playback_url(key)}
+        update={"ingest_url": origin.ingest_url(key), "playback_url": origin.ll_playback_url(key)}
     )
     log.info("no ingest configured: monitoring the embedded origin (%s)", origin.describe())
     return config.model_copy(update={"streams": [stream]})

@@ -27,6 +27,7 @@ from streamer.checks.base import (
     Failure,
     Finding,
     Observation,
+    PartRecord,
     SegmentRecord,
     SessionContext,
 )
@@ -38,6 +39,7 @@ from streamer.events import (
     FirstSegment,
     IngestLinkStats,
     Outcome,
+    PartObserved,
     PlaybackAnomaly,
     PublishConnected,
     RenditionDiscovered,
@@ -47,10 +49,11 @@ from streamer.events import (
     SessionStarted,
     StreamLabels,
 )
-from streamer.placement import Placement, Unplaced, place
+from streamer.placement import PartPlacer, Placement, Unplaced, place
 from streamer.playback.base import Playback, PlaybackOptions
 from streamer.playback.fetch import Fetcher, FetchPolicy
 from streamer.playback.follower import MEDIA_PLAYLIST, SegmentFetch
+from streamer.playback.llhls import PART, PartFetch
 from streamer.playback.playlist import MasterPlaylist, MediaPlaylist
 from streamer.playback.registry import DEFAULT_PLAYBACK_PROTOCOL, open_playback
 from streamer.playback.storms import ErrorStorms, StormSummary
@@ -132,6 +135,7 @@ class Session:
         self.playback: Playback | None = None
         self.context: SessionContext | None = None
         self._checks: list[Check] = []
+        self._parts: PartPlacer | None = None  # LL-HLS parts, placed against the send log
 
     # -- events -----------------------------------------------------------------------------
 
@@ -547,6 +551,48 @@ class Session:
             newest_frame_sent_at=sent_at,
         )
         self._run_checks(lambda c: c.on_segment(record))
+
+    def on_part(self, fetch: PartFetch) -> None:
+        """An LL-HLS part: its latency, and the part-level checks."""
+        if fetch.downloaded_at is not None:
+            self.on_recovered(fetch.rendition, PART)
+        if fetch.error_kind is not None:
+            self.on_error(
+                fetch.rendition, fetch.error_kind, fetch.error_detail or "", fetch.error_source
+            )
+        sent_at = None
+        if fetch.analysis is not None and fetch.downloaded_at is not None:
+            assert self._ingest is not None
+            if self._parts is None:
+                self._parts = PartPlacer(self._ingest.send_log, self._clip.fps)
+            placed = self._parts.place(fetch.rendition, fetch.analysis, fetch.listed_at)
+            if isinstance(placed, Placement):
+                sent_at = placed.newest_sent_at
+            elif placed is Unplaced.FOREIGN:
+                return  # an earlier session's part
+            self._sink.handle(
+                PartObserved(
+                    labels=self._labels,
+                    session_id=self.session_id,
+                    rendition=fetch.rendition,
+                    sequence=fetch.part.sequence,
+                    index=fetch.part.index,
+                    listed_at=fetch.listed_at,
+                    downloaded_at=fetch.downloaded_at,
+                    duration_seconds=fetch.part.duration,
+                    newest_frame_sent_at=sent_at,
+                    hinted=fetch.hinted,
+                )
+            )
+        record = PartRecord(
+            rendition=fetch.rendition,
+            part=fetch.part,
+            listed_at=fetch.listed_at,
+            downloaded_at=fetch.downloaded_at if fetch.error_kind is None else None,
+            hinted=fetch.hinted,
+            newest_frame_sent_at=sent_at,
+        )
+        self._run_checks(lambda c: c.on_part(record))
 
     def _first_playable(self, fetch: SegmentFetch) -> None:
         if self._first_segment_at is not None or self.context is None:

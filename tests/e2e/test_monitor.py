@@ -257,6 +257,9 @@ def test_embedded_default_passes_three_full_sessions(tmp_path: Path) -> None:
             if line.startswith("streamer_segment_latency_seconds_count{")
         }
         assert len(renditions) >= 2  # the embedded origin transcodes a ladder
+        # Played as LL-HLS: every rendition measured part by part too.
+        parts = _metric(port, "streamer_part_latency_seconds_count")
+        assert len(parts) >= 2 and min(parts) >= 3 * 60, parts
     lines = [json.loads(line) for line in logs[0].splitlines() if line.startswith("{")]
     started = [line["msg"] for line in lines if "session started" in line["msg"]]
     assert started and all(message.endswith(" for 30s") for message in started)

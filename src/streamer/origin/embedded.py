@@ -65,6 +65,10 @@ class EmbeddedOrigin:
     def playback_url(self, key: str) -> str:
         return f"http://127.0.0.1:{self.http_port}/hls/{key}/index.m3u8"
 
+    def ll_playback_url(self, key: str) -> str:
+        """The same stream as LL-HLS: CMAF parts, blocking reloads, preload hints."""
+        return f"http://127.0.0.1:{self.http_port}/hls/{key}/ll/index.m3u8"
+
     def describe(self) -> str:
         return f"RTMP 127.0.0.1:{self.rtmp_port}, HLS http://127.0.0.1:{self.http_port}/hls/"
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from streamer.origin.ladder import PLAYLIST_SEGMENTS, SEGMENT_SECONDS
+from streamer.origin.llhls import UpdateCallback
 from streamer.origin.rtmp_chunks import ChunkError
 from streamer.origin.rtmp_front import (
     FrontError,
@@ -80,8 +81,14 @@ def free_loopback_port() -> int:
 class PublishRelay:
     """asyncio's connection handler for the RTMP port; `close()` ends every publish."""
 
-    def __init__(self, hls_root: Path, retain_after_end: float = RETAIN_AFTER_END_S) -> None:
+    def __init__(
+        self,
+        hls_root: Path,
+        retain_after_end: float = RETAIN_AFTER_END_S,
+        on_ll_update: UpdateCallback | None = None,
+    ) -> None:
         self._hls_root = hls_root
+        self.on_ll_update = on_ll_update  # LL-HLS rendition states, for blocking requests
         self._retain_after_end = retain_after_end
         self._active_keys: set[str] = set()
         # Keys whose publisher has left while their transcoder finishes the files: the same
@@ -192,7 +199,13 @@ class PublishRelay:
         peer: str,
     ) -> None:
         exited = asyncio.Event()
-        worker = PublishWorker(free_loopback_port(), self._hls_root, key, _threadsafe(exited.set))
+        worker = PublishWorker(
+            free_loopback_port(),
+            self._hls_root,
+            key,
+            _threadsafe(exited.set),
+            on_ll_update=self.on_ll_update,
+        )
         worker.start()
         try:
             upstream_reader, upstream = await _connect_worker(worker)

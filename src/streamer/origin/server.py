@@ -30,6 +30,7 @@ from aiohttp import web
 
 from streamer.exit_codes import EXIT_FAILURE, EXIT_OK
 from streamer.origin.http import hls_app
+from streamer.origin.llhls_http import LiveUpdates
 from streamer.origin.relay import PublishRelay
 from streamer.origin.srt_front import SrtFront
 
@@ -58,7 +59,8 @@ class Origin:
     def __init__(self, config: OriginConfig, root: Path) -> None:
         self.config = config
         self.hls_root = root
-        self._relay = PublishRelay(root)
+        self._ll_updates = LiveUpdates()  # LL-HLS: fed by the transcoding threads
+        self._relay = PublishRelay(root, on_ll_update=self._ll_updates.update)
         self._srt = (
             SrtFront(self._relay, root, config.host, config.srt_port) if config.srt_port else None
         )
@@ -66,6 +68,7 @@ class Origin:
         self._http: web.AppRunner | None = None
 
     async def start(self) -> None:
+        self._ll_updates.attach(asyncio.get_running_loop())
         # RTMP first: whoever waits for the HTTP port may publish as soon as it answers.
         self._rtmp = await asyncio.start_server(
             self._relay.handle, self.config.host, self.config.rtmp_port
@@ -78,7 +81,7 @@ class Origin:
                     raise
                 log.warning("no SRT port (%s): RTMP only", exc)
                 self._srt = None
-        self._http = web.AppRunner(hls_app(self.hls_root), access_log=None)
+        self._http = web.AppRunner(hls_app(self.hls_root, self._ll_updates), access_log=None)
         await self._http.setup()
         await web.TCPSite(self._http, self.config.host, self.config.http_port).start()
 

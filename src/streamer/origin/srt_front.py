@@ -21,6 +21,7 @@ from pathlib import Path
 
 import av
 
+from streamer.origin.llhls import UpdateCallback
 from streamer.origin.relay import PublishRelay, RejectedError, mask_key, stream_key
 from streamer.origin.worker import READ_TIMEOUT_S, PublishWorker
 from streamer.publish import libsrt
@@ -62,9 +63,14 @@ class SrtPublishWorker(PublishWorker):
     """One SRT publish: PyAV reads the TS from the socket, the ladder writes HLS."""
 
     def __init__(
-        self, sock: libsrt.Socket, hls_root: Path, key: str, on_exit: Callable[[], None]
+        self,
+        sock: libsrt.Socket,
+        hls_root: Path,
+        key: str,
+        on_exit: Callable[[], None],
+        on_ll_update: UpdateCallback | None = None,
     ) -> None:
-        super().__init__(0, hls_root, key, on_exit)
+        super().__init__(0, hls_root, key, on_exit, on_ll_update)
         self.name = "origin-srt-publish"
         self._sock = sock
 
@@ -155,7 +161,9 @@ class SrtFront:
                 with contextlib.suppress(RuntimeError):  # the loop has closed
                     loop.call_soon_threadsafe(exited.set)
 
-            worker = SrtPublishWorker(caller, self._hls_root, key, on_exit)
+            worker = SrtPublishWorker(
+                caller, self._hls_root, key, on_exit, self._relay.on_ll_update
+            )
             log.info("SRT publisher connected: key %s", mask_key(key))
             worker.start()
             await exited.wait()

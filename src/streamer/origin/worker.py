@@ -18,6 +18,7 @@ import av
 from av.container import InputContainer
 
 from streamer.origin.ladder import HlsLadder
+from streamer.origin.llhls import UpdateCallback
 
 log = logging.getLogger("streamer.origin")
 
@@ -37,9 +38,17 @@ class PublishWorker(threading.Thread):
     """Listens on a private loopback port for exactly one relayed publisher, whose stream
     key the relay has already accepted."""
 
-    def __init__(self, port: int, hls_root: Path, key: str, on_exit: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        port: int,
+        hls_root: Path,
+        key: str,
+        on_exit: Callable[[], None],
+        on_ll_update: UpdateCallback | None = None,
+    ) -> None:
         super().__init__(name=f"origin-publish-{port}", daemon=True)
         self.port = port
+        self._on_ll_update = on_ll_update
         self._on_exit = on_exit  # called from this thread, last
         self._out_dir = hls_root / key  # emptied by the relay when it accepted the key
         self.started_at: float | None = None  # monotonic, when FFmpeg had the streams
@@ -74,7 +83,7 @@ class PublishWorker(threading.Thread):
             return
         self.started_at = time.monotonic()
         try:
-            ladder = HlsLadder(source, self._out_dir)
+            ladder = HlsLadder(source, self._out_dir, self._on_ll_update)
         except (av.FFmpegError, OSError, ValueError) as exc:
             self.error = f"cannot start transcoding: {_describe(exc)}"
             return

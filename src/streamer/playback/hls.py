@@ -18,6 +18,7 @@ from streamer.playback.base import PlaybackObserver, PlaybackOptions
 from streamer.playback.decoding import DecodePlan
 from streamer.playback.fetch import Fetcher, FetchError
 from streamer.playback.follower import RenditionFollower, SegmentFetch
+from streamer.playback.llhls import PartFetch
 from streamer.playback.playlist import (
     MAX_PLAYLIST_BYTES,
     MasterPlaylist,
@@ -247,6 +248,9 @@ class HlsPlayback:
 
     def on_segment(self, fetch: SegmentFetch) -> None:
         self._observer.on_segment(fetch)
+
+    def on_part(self, fetch: PartFetch) -> None:
+        self._observer.on_part(fetch)
 
     def on_error(
         self, rendition: str | None, kind: str, detail: str, source: str | None = None

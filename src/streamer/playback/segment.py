@@ -352,6 +352,24 @@ def analyse(
     return _summary(codec, video, frames, audio)
 
 
+def analyse_part(data: bytes, init: bytes | None = None) -> SegmentAnalysis:
+    """Demuxes an LL-HLS part: its keyframes decoded and read, like `keyframe` mode; a part
+    without one (most parts start mid-GOP, undecodable alone) has its frames known by PTS
+    only (`timecodes` all None), to be placed from an earlier part's timecode."""
+    if not data:
+        raise SegmentDecodeError("empty part")
+    video = _KeyframeVideo()
+    try:
+        codec, audio = _demux(
+            io.BytesIO((init or b"") + data), container_format(init or data), video
+        )
+    except SegmentDecodeError:
+        raise
+    except (av.FFmpegError, ValueError, OSError, IndexError, MemoryError) as exc:
+        raise SegmentDecodeError(f"undecodable part: {exc.__class__.__name__}") from None
+    return _summary(codec, video, video.frames() or video.packet_frames(), audio)
+
+
 def _demux(source: io.BytesIO, demuxer: str, video: _VideoTrack) -> tuple[str, AudioInfo | None]:
     """Hands each packet to its track, within the budget; (video codec, audio found)."""
     budget = _Budget()
@@ -475,8 +493,9 @@ class _KeyframeVideo(_VideoTrack):
     def prepare(self, stream: av.VideoStream) -> None:
         stream.thread_count = 1  # one frame: starting decoder threads costs more
         self._time_base = stream.time_base
-        macroblocks = (stream.codec_context.width or 0) * (stream.codec_context.height or 0) // 256
-        self._still_bytes = max(_STILL_PACKET_BYTES, macroblocks // 8)
+        self.width = stream.codec_context.width or 0  # a part may have no frame to decode
+        self.height = stream.codec_context.height or 0
+        self._still_bytes = max(_STILL_PACKET_BYTES, self.width * self.height // 256 // 8)
         self._small_run = 0
 
     def add(self, packet: av.Packet[av.stream.Stream], budget: _Budget) -> None:
@@ -493,6 +512,14 @@ class _KeyframeVideo(_VideoTrack):
         for frame in packet.decode():
             if isinstance(frame, av.VideoFrame) and frame.pts is not None:
                 self._key_codes[frame.pts] = self._read(frame, budget)
+
+    def packet_frames(self) -> _Frames:
+        """Every frame by its packet's PTS, a timecode where a keyframe was read."""
+        time_base = self._time_base or Fraction(1, 90_000)
+        return (
+            [float(p * time_base) for p in self._packet_pts],
+            [self._key_codes.get(p) for p in self._packet_pts],
+        )
 
     def frames(self) -> _Frames | None:
         if not self._key_codes or self._time_base is None:

@@ -11,6 +11,7 @@ from streamer.events import (
     Event,
     IngestLinkStats,
     ObservationKind,
+    PartObserved,
     PlaybackAnomaly,
     RequestFailed,
     SegmentObserved,
@@ -30,6 +31,8 @@ STARTUP_BUCKETS = (0.25, 0.5, 0.75, 1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10, 15, 20, 3
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 4, 5, 6, 8, 10, 15, 20, 30, 60)
 DURATION_BUCKETS = (0.5, 1, 1.5, 1.9, 2.1, 2.5, 3, 4, 5, 6, 8, 10, 12)
 RTT_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 0.75, 1, 2)
+PART_LATENCY_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1, 1.25, 1.5, 2, 3, 4, 6, 10, 30)
+PART_DURATION_BUCKETS = (0.1, 0.2, 0.25, 0.3, 0.34, 0.4, 0.5, 0.75, 1, 1.5, 2)
 
 
 def stream_label_values(labels: StreamLabels) -> tuple[str, str, str, str, str]:
@@ -86,6 +89,27 @@ class MetricsSink:
             "Segment duration (EXTINF)",
             (*STREAM_LABELS, "rendition"),
             buckets=DURATION_BUCKETS,
+            registry=r,
+        )
+        self.part_latency = Histogram(
+            "streamer_part_latency_seconds",
+            "LL-HLS: newest frame of a part sent -> that part downloaded",
+            (*STREAM_LABELS, "rendition"),
+            buckets=PART_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.part_listed_latency = Histogram(
+            "streamer_part_listed_latency_seconds",
+            "LL-HLS: newest frame of a part sent -> part listed",
+            (*STREAM_LABELS, "rendition"),
+            buckets=PART_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.part_duration = Histogram(
+            "streamer_part_duration_seconds",
+            "LL-HLS part duration (EXT-X-PART DURATION)",
+            (*STREAM_LABELS, "rendition"),
+            buckets=PART_DURATION_BUCKETS,
             registry=r,
         )
         self.errors = Counter(
@@ -179,6 +203,14 @@ class MetricsSink:
         for outcome in ("success", "failure", "aborted"):
             self.tests.labels(*values, outcome)
 
+    def _part(self, values: tuple[str, ...], event: PartObserved) -> None:
+        rendition = (*values, event.rendition)
+        self.part_duration.labels(*rendition).observe(event.duration_seconds)
+        if event.part_latency_seconds is not None:
+            self.part_latency.labels(*rendition).observe(event.part_latency_seconds)
+        if event.listed_latency_seconds is not None:
+            self.part_listed_latency.labels(*rendition).observe(event.listed_latency_seconds)
+
     def handle(self, event: Event) -> None:
         values = stream_label_values(event.labels)
         if isinstance(event, SessionStarted):
@@ -190,6 +222,8 @@ class MetricsSink:
                 self.segment_latency.labels(*rendition).observe(event.segment_latency_seconds)
             if event.listed_latency_seconds is not None:
                 self.listed_latency.labels(*rendition).observe(event.listed_latency_seconds)
+        elif isinstance(event, PartObserved):
+            self._part(values, event)
         elif isinstance(event, CheckFailed):
             self.errors.labels(*values, event.kind, event.rendition or "").inc()
         elif isinstance(event, RequestFailed):

@@ -11,6 +11,7 @@ import numpy as np
 from streamer.events import (
     CheckFailed,
     Event,
+    PartObserved,
     RenditionDiscovered,
     SegmentObserved,
     SessionEnded,
@@ -28,6 +29,9 @@ class _Rendition:
     listed_latency: list[float] = field(default_factory=list)
     durations: list[float] = field(default_factory=list)
     segments: int = 0
+    parts: int = 0  # LL-HLS parts downloaded
+    part_latency: list[float] = field(default_factory=list)
+    part_listed_latency: list[float] = field(default_factory=list)
 
 
 def _quantiles(values: list[float]) -> dict[str, float] | None:
@@ -49,6 +53,17 @@ def _spread(values: list[float]) -> dict[str, float] | None:
         "min": round(float(array.min()), 4),
         "mean": round(float(array.mean()), 4),
         "max": round(float(array.max()), 4),
+    }
+
+
+def _parts(rendition: _Rendition) -> dict[str, Any]:
+    """LL-HLS figures, only for a rendition that had parts."""
+    if not rendition.parts:
+        return {}
+    return {
+        "parts": rendition.parts,
+        "part_latency_seconds": _quantiles(rendition.part_latency),
+        "part_listed_latency_seconds": _quantiles(rendition.part_listed_latency),
     }
 
 
@@ -83,6 +98,13 @@ class SessionReport:
                 rendition.segment_latency.append(event.segment_latency_seconds)
             if event.listed_latency_seconds is not None:
                 rendition.listed_latency.append(event.listed_latency_seconds)
+        elif isinstance(event, PartObserved):
+            rendition = self.renditions[event.rendition]
+            rendition.parts += 1
+            if event.part_latency_seconds is not None:
+                rendition.part_latency.append(event.part_latency_seconds)
+            if event.listed_latency_seconds is not None:
+                rendition.part_listed_latency.append(event.listed_latency_seconds)
         elif isinstance(event, CheckFailed):
             key = (event.kind, event.rendition)
             existing = self._error_index.get(key)
@@ -120,6 +142,7 @@ class SessionReport:
                     "segment_latency_seconds": _quantiles(r.segment_latency),
                     "listed_latency_seconds": _quantiles(r.listed_latency),
                     "segment_duration_seconds": _spread(r.durations),
+                    **_parts(r),
                 }
                 for name, r in sorted(self.renditions.items())
             ],
