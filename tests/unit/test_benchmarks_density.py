@@ -228,6 +228,18 @@ def test_the_default_mode_is_held_to_publishers_and_players_keyframe_to_publishe
     assert ratio.measured == 1.25 and ratio.met is False
 
 
+def test_a_monitor_that_fell_behind_is_not_held_to_the_cpu_target() -> None:
+    speed = Speed([])
+    baseline = BaselineRun(_cores(0.4), _cores(0.6))
+    point = DensityPoint(
+        LADDER_DEFAULT, 50, [_run(16.0), _run(16.0, missed=3)], [baseline, baseline]
+    )
+    ratio = _ratio_figure(point, speed)
+    assert ratio.measured == 0.8  # below 1.0, but not a pass: its CPU was capped
+    assert ratio.target is None
+    assert "fell behind in 1 of 2 draws" in ratio.note
+
+
 def test_streams_per_machine_is_the_largest_clean_n_at_the_defaults() -> None:
     baseline = [BaselineRun(_cores(0.4), _cores(0.6))]
     points = [
