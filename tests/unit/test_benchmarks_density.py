@@ -203,11 +203,11 @@ def test_renditions_of_one_stream_count_apart(tmp_path: Path) -> None:
     assert reported.count_by_track() == {"s000/640x360": 1, "s000/256x144": 1}
 
 
-def _run(cpu_seconds: float, failures: int = 0, missed: int = 0) -> MonitorRun:
+def _run(cpu_seconds: float, failures: int = 0, missed: int = 0, late: int = 0) -> MonitorRun:
     usage = Usage(cpu_seconds, 20.0, 1e8, 1e8, 1, main_thread_cpu_seconds=cpu_seconds / 2)
     failed = [{"kind": "frozen_video"}] * failures
     details: dict[str, Any] = {"failure_kinds": [], "failure_examples": []}
-    return MonitorRun(10, usage, [], [], [], 100, 0, missed, failed, details)
+    return MonitorRun(10, usage, [], [], [], 100, late, missed, failed, details)
 
 
 def _cores(cores: float) -> Usage:
@@ -254,3 +254,6 @@ def test_streams_per_machine_is_the_largest_clean_n_at_the_defaults() -> None:
     assert ladder.name == "streams per 2-core machine at the defaults (ladder)"
     assert ladder.measured == 10.0 and ladder.met is False  # one draw at 50 missed a segment
     assert copy.measured == 50.0  # N=100 failed checks
+    behind = [DensityPoint(LADDER_DEFAULT, 50, [_run(20.0, late=191)], baseline), *points[2:]]
+    ladder, _ = _machine_figures(behind)
+    assert ladder.measured == 0.0  # every segment reported, but seconds late: not kept up
