@@ -3,7 +3,8 @@
 #   docker build -t streamer .
 #   docker run --rm -p 9091:9090 --env-file .env streamer           # monitor (the default)
 #   docker run --rm streamer probe --help                           # any other subcommand
-# No system FFmpeg: the PyAV wheels carry their own FFmpeg libraries.
+# No system FFmpeg: the PyAV wheels carry their own FFmpeg libraries. libsrt (SRT ingest,
+# which those wheels lack) comes from Debian and is loaded through ctypes.
 
 ARG PYTHON_IMAGE=python:3.11-slim
 
@@ -28,6 +29,12 @@ ENV PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     METRICS_ADDR=0.0.0.0:9090 \
     STREAMER_CACHE_DIR=/cache
+
+# SRT ingest: libsrt, used through ctypes (the PyAV wheels have no SRT).
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libsrt1.5-openssl \
+    && rm -rf /var/lib/apt/lists/*
 
 # Install from the build stage's wheels only (no index), without keeping them in a layer.
 # The versions are pinned by the wheels that stage 1 resolved.

@@ -34,7 +34,7 @@ lint:  ## ruff (lint and format) and mypy
 	$(PY) -m ruff format --check src tests benchmarks
 	$(PY) -m mypy
 
-bench:  ## benchmarks against a real nginx-rtmp on loopback (~13 min): table + benchmarks/results/
+bench:  ## benchmarks against real origins on loopback (~17 min): table + benchmarks/results/
 	@scripts/install-deps.sh bench
 	$(PY) -m benchmarks $(ARGS)
 

@@ -1,4 +1,5 @@
-"""`python -m benchmarks [--soak] [--only accuracy,density,detection,verdicts,hostile,webrtc]
+"""`python -m benchmarks [--soak]
+[--only accuracy,density,detection,verdicts,hostile,srt,llhls,webrtc]
 [--quick|--full]`.
 
 Runs the benchmarks against real servers on loopback, prints one table (figure, measured,
@@ -25,7 +26,7 @@ from typing import Any
 from benchmarks.table import Figure, render_markdown, render_text, to_document, write_document
 
 RESULTS = Path(__file__).resolve().parent / "results"
-DEFAULT = ("accuracy", "density", "detection", "verdicts", "hostile", "webrtc")
+DEFAULT = ("accuracy", "density", "detection", "verdicts", "hostile", "srt", "llhls", "webrtc")
 
 
 def _runner(
@@ -51,6 +52,14 @@ def _runner(
         from benchmarks import hostile
 
         return hostile.run
+    if name == "srt":
+        from benchmarks import srt
+
+        return srt.run
+    if name == "llhls":
+        from benchmarks import llhls
+
+        return llhls.run
     if name == "webrtc":
         from benchmarks import webrtc
 

@@ -18,6 +18,7 @@ from streamer.checks.registry import REGISTRY
 from streamer.events import StreamLabels
 from streamer.playback.fetch import Fetcher, FetchError
 from streamer.playback.follower import RenditionFollower, SegmentFetch
+from streamer.playback.llhls import PartFetch
 from streamer.playback.playlist import MediaPlaylist
 from streamer.playback.poller import PollScheduler
 from streamer.publish.flv import FlvClip
@@ -98,9 +99,13 @@ class RecordingObserver:
 
     segments: dict[int, SegmentSeen] = field(default_factory=dict)
     errors: list[tuple[float, str, str]] = field(default_factory=list)
+    parts: list[PartFetch] = field(default_factory=list)  # LL-HLS, in download order
 
     def on_playlist(self, rendition: str, playlist: MediaPlaylist, fetched_at: float) -> None:
         return None
+
+    def on_part(self, fetch: PartFetch) -> None:
+        self.parts.append(fetch)
 
     def on_segment(self, fetch: SegmentFetch) -> None:
         analysis = fetch.analysis

@@ -148,12 +148,12 @@ async def _impaired(
                 run_session(_settings(rtmp, http, key, seconds, ("webrtc",), whep), flv, spec)
             )
             deadline = time.monotonic() + 20
-            while not any(r.relayed > 100 for r in proxy.relays) and time.monotonic() < deadline:
+            while not any(r.forwarded > 100 for r in proxy.relays) and time.monotonic() < deadline:
                 await asyncio.sleep(0.05)
             started = time.time()
             for at, step in script:
                 await asyncio.sleep(max(0.0, started + at - time.time()))
-                impairment.delay, impairment.blackout = step.delay, step.blackout
+                impairment.delay_seconds, impairment.blackout = step.delay_seconds, step.blackout
                 applied.append(time.time())
             recorder, _ = await task
         return recorder, applied
@@ -164,7 +164,7 @@ async def _impaired(
 async def _delay_truth(rtmp: int, http: int, seconds: float) -> list[Figure]:
     half = seconds / 2
     recorder, applied = await _impaired(
-        rtmp, http, seconds + 2, [(half - 1, Impairment(delay=KNOWN_DELAY))]
+        rtmp, http, seconds + 2, [(half - 1, Impairment(delay_seconds=KNOWN_DELAY))]
     )
     switched = applied[0]
     before = _frame_latencies(recorder, switched - (half - 2), switched - 0.2)

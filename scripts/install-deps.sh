@@ -6,17 +6,25 @@ set -euo pipefail
 mode=${1:-run}
 cd "$(dirname "$0")/.."
 
-apt_packages=()
+# libsrt: SRT ingest, through ctypes (the PyAV wheels have no SRT).
+apt_packages=(libsrt1.5-openssl)
 if [ "$mode" = test ] || [ "$mode" = bench ]; then
   # nginx + RTMP module: the independent real origin; stream module: RTMPS in front of it;
-  # ffmpeg: transcode ladder inside nginx-rtmp; prometheus: real scrapes + promtool;
-  # docker-compose: validates the compose file; chromium: status page tests.
-  apt_packages=(nginx libnginx-mod-rtmp libnginx-mod-stream ffmpeg prometheus docker-compose chromium)
+  # ffmpeg: transcode ladder inside nginx-rtmp, and an SRT listener writing HLS;
+  # prometheus: real scrapes + promtool; docker-compose: validates the compose file;
+  # chromium: status page tests.
+  apt_packages+=(nginx libnginx-mod-rtmp libnginx-mod-stream ffmpeg prometheus docker-compose chromium)
 fi
 missing=()
 for pkg in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
+# nodejs, npm: hls.js (pinned, installed by the tests into a cache directory) plays LL-HLS
+# in chromium. Looked up as commands: a Node.js from elsewhere (whose package bundles npm
+# and conflicts with Debian's) serves as well.
+if [ "$mode" = test ] || [ "$mode" = bench ]; then
+  command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   sudo_cmd=""
   [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"

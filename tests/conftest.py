@@ -24,3 +24,15 @@ def clip() -> Clip:
 @pytest.fixture(scope="session")
 def flv(clip: Clip) -> FlvClip:
     return flv_clip(clip.spec)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> object:
+    """A skipped test is a failure: a check that did not run because a dependency (a
+    Debian package, a browser) is missing has not passed."""
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()  # type: ignore[attr-defined]
+    if report.skipped and not hasattr(report, "wasxfail"):
+        report.outcome = "failed"
+        report.longrepr = f"skipped, which counts as a failure: {report.longrepr}"
+    return None

@@ -39,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--ingest-url",
         default=None,
         metavar="URL",
-        help="rtmp[s]://host/app/STREAM_KEY (shown by ps: prefer --ingest-url-file or "
+        help="rtmp[s]://host/app/STREAM_KEY or srt://host:port?streamid=STREAM_KEY (shown "
+        "by ps: prefer --ingest-url-file or "
         "INGEST_URL in the environment)",
     )
     stream.add_argument(
@@ -101,10 +102,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     origin = commands.add_parser(
-        "origin", help="a local origin: RTMP in, an HLS ladder and WHEP (WebRTC) out"
+        "origin", help="a local origin: RTMP/SRT in, an HLS ladder and WHEP (WebRTC) out"
     )
     origin.add_argument("--rtmp-port", type=int, default=1935)
     origin.add_argument("--http-port", type=int, default=8080)
+    origin.add_argument(
+        "--srt-port",
+        type=int,
+        default=None,
+        help="UDP port for SRT publishers (0: none; default 2935, skipped if taken)",
+    )
     origin.add_argument("--host", default="127.0.0.1")
     return parser
 

@@ -99,6 +99,9 @@ class LivepeerSettings(BaseModel):
     # entry may carry its own, e.g. "${EU_API_KEY}".
     api_key: SecretStr | None = None
     ingest_base: str | None = None  # rtmp://host/live, may contain {region}
+    # srt: publish to srt://<ingest host>:2935?streamid=<key> (or an srt:// ingest_base);
+    # whip: to <ingest_base or https://playback.livepeer.studio/webrtc>/<key> over WebRTC
+    ingest_protocol: Literal["rtmp", "srt", "whip"] = "rtmp"
     playback_base: str | None = None  # https://host/hls, may contain {region}
     profiles: list[dict[str, Any]] | None = None
     record: bool = False
@@ -150,8 +153,6 @@ class StreamConfig(BaseModel):
     whep_url: str | None = None
     ice_servers: list[str] = Field(default_factory=list, max_length=16)
     freeze_ms: float = Field(500.0, ge=50.0, le=60_000.0)
-    # Livepeer API mode: publish over RTMP (default) or WHIP; fixed URLs: their scheme.
-    ingest_protocol: Literal["rtmp", "whip"] | None = None
 
     @field_validator(
         "duration",
@@ -255,16 +256,6 @@ class StreamConfig(BaseModel):
                 f"expected_renditions: {expected} is more than max_renditions "
                 f"({self.max_renditions}), the most renditions followed"
             )
-        return self
-
-    @model_validator(mode="after")
-    def _ingest_protocol(self) -> StreamConfig:
-        if self.ingest_url and self.ingest_protocol:
-            named = ingest_protocol(self.ingest_url).name
-            if named != self.ingest_protocol:
-                raise ValueError(
-                    f"ingest_protocol: {self.ingest_protocol}, but the ingest URL is {named}"
-                )
         return self
 
     @model_validator(mode="after")
@@ -404,6 +395,7 @@ def livepeer_from_environment(env: Mapping[str, str]) -> dict[str, Any]:
     }
     for key, variable in (
         ("ingest_base", "LIVEPEER_INGEST_BASE"),
+        ("ingest_protocol", "LIVEPEER_INGEST_PROTOCOL"),
         ("playback_base", "LIVEPEER_PLAYBACK_BASE"),
         ("playback_policy", "LIVEPEER_PLAYBACK_POLICY"),
         ("record", "LIVEPEER_RECORD"),
@@ -437,7 +429,6 @@ def from_environment(env: Mapping[str, str]) -> MonitorConfig | None:
         ("whep_url", env.get("WHEP_URL")),
         ("ice_servers", env.get("ICE_SERVERS")),
         ("freeze_ms", env.get("FREEZE_MS")),
-        ("ingest_protocol", env.get("INGEST_PROTOCOL")),
     ):
         if name:
             entry[key] = name
@@ -462,8 +453,8 @@ def from_environment(env: Mapping[str, str]) -> MonitorConfig | None:
             ("whep_url", "WHEP_URL"),
             ("ice_servers", "ICE_SERVERS"),
             ("freeze_ms", "FREEZE_MS"),
-            ("ingest_protocol", "INGEST_PROTOCOL"),
             ("livepeer.api_url", "LIVEPEER_API_URL"),
+            ("livepeer.ingest_protocol", "LIVEPEER_INGEST_PROTOCOL"),
         ):
             message = message.replace(f": {field}:", f": {variable}:")
         raise ConfigError(message.replace("streams[0] ('", "environment ('")) from None

@@ -91,6 +91,34 @@ class SegmentObserved:
 
 
 @dataclass(frozen=True, kw_only=True)
+class PartObserved:
+    """An LL-HLS part downloaded and placed: what a viewer at the live edge plays."""
+
+    labels: StreamLabels
+    session_id: str
+    rendition: str
+    sequence: int  # its segment's media sequence number
+    index: int  # within that segment
+    listed_at: float
+    downloaded_at: float
+    duration_seconds: float  # EXT-X-PART DURATION
+    newest_frame_sent_at: float | None
+    hinted: bool  # requested from the preload hint, before it was listed
+
+    @property
+    def listed_latency_seconds(self) -> float | None:
+        if self.newest_frame_sent_at is None:
+            return None
+        return self.listed_at - self.newest_frame_sent_at
+
+    @property
+    def part_latency_seconds(self) -> float | None:
+        if self.newest_frame_sent_at is None:
+            return None
+        return self.downloaded_at - self.newest_frame_sent_at
+
+
+@dataclass(frozen=True, kw_only=True)
 class CheckFailed:
     labels: StreamLabels
     session_id: str
@@ -192,6 +220,21 @@ class PlaybackMeasured:
 
 
 @dataclass(frozen=True, kw_only=True)
+class IngestLinkStats:
+    """The ingest link as the publisher sees it (SRT), every few seconds while publishing:
+    round-trip time, packets retransmitted and dropped since the previous one (dropped:
+    too late to send, past the latency window), bytes sent but not yet acknowledged."""
+
+    labels: StreamLabels
+    session_id: str
+    at: float
+    rtt_seconds: float
+    packets_retransmitted: int
+    packets_dropped: int
+    send_buffer_bytes: int
+
+
+@dataclass(frozen=True, kw_only=True)
 class SessionEnded:
     labels: StreamLabels
     session_id: str
@@ -207,12 +250,14 @@ Event = (
     | RenditionDiscovered
     | FirstSegment
     | SegmentObserved
+    | PartObserved
     | CheckFailed
     | RequestFailed
     | PlaybackAnomaly
     | CheckObserved
     | FramesPlayed
     | PlaybackMeasured
+    | IngestLinkStats
     | SessionEnded
 )
 

@@ -43,6 +43,7 @@ from streamer.livepeer.mode import ApiMode, api_mode, provisioner
 from streamer.livepeer.provision import LivepeerProvisioner
 from streamer.origin.embedded import EmbeddedOrigin, OriginStartError
 from streamer.publish.flv import FlvClip
+from streamer.publish.registry import ingest_protocol
 from streamer.session import Session, SessionSettings
 from streamer.sharding import Shard, shard_setting
 from streamer.sinks.alerts import AlertManager, AlertSettings
@@ -51,7 +52,7 @@ from streamer.sinks.metrics import MetricsSink, stream_label_values
 from streamer.sinks.notifiers import NotifyError, notifiers_from_env
 from streamer.sinks.status import StatusStore
 from streamer.testsignal.clip import ClipSpec
-from streamer.urls import InvalidURLError, parse_ingest
+from streamer.urls import InvalidURLError
 from streamer.web.server import build_app, serve
 from streamer.web.status import StatusSettings, add_status_routes
 from streamer.wiring import (
@@ -242,7 +243,7 @@ def _stream_secrets(stream: StreamConfig, mode: ApiMode | None) -> tuple[str, ..
     found: list[str] = []
     if stream.ingest_url:
         with contextlib.suppress(InvalidURLError):
-            found.append(parse_ingest(stream.ingest_url).stream_key)
+            found.extend(ingest_protocol(stream.ingest_url).secrets(stream.ingest_url))
     if stream.livepeer is not None and stream.livepeer.api_key is not None:
         found.append(stream.livepeer.api_key.get_secret_value())
     if mode is not None:
@@ -351,12 +352,13 @@ def _alert_manager(settings: _Settings, metrics: MetricsSink, sink: FanOut) -> A
 
 
 def _monitoring_origin(config: MonitorConfig, origin: EmbeddedOrigin) -> MonitorConfig:
-    """The configuration with its one stream pointed at the running embedded origin."""
+    """The configuration with its one stream pointed at the running embedded origin, played
+    as LL-HLS: parts and segments both measured (the plain HLS beside it stays served)."""
     key = "embedded" + secrets.token_hex(8)
     stream = config.streams[0].model_copy(
         update={
             "ingest_url": origin.ingest_url(key),
-            "playback_url": origin.playback_url(key),
+            "playback_url": origin.ll_playback_url(key),
             "whep_url": origin.whep_url(key),
         }
     )

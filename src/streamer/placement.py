@@ -79,3 +79,45 @@ def frame_latencies(
         if sent_at is not None:
             latencies.append(seen_at - sent_at)
     return tuple(latencies)
+
+
+# A part placed from its anchor further than this (in clip frames) is on another timeline
+# (a restart, a wrap): not placed rather than placed wrong.
+_MAX_ANCHOR_DISTANCE_SECONDS = 60.0
+
+
+class PartPlacer:
+    """Places LL-HLS parts of one session. A part whose keyframe carries a readable timecode
+    is placed like a segment and becomes its rendition's anchor; a part without one (most
+    start mid-GOP: undecodable alone) is placed by the PTS distance of its frames from that
+    anchor, in clip frames."""
+
+    def __init__(self, send_log: SendLog, fps: float) -> None:
+        self._send_log = send_log
+        self._fps = fps
+        self._anchors: dict[str, tuple[float, int]] = {}  # rendition -> (PTS, absolute frame)
+
+    def forget(self, rendition: str) -> None:
+        self._anchors.pop(rendition, None)
+
+    def place(
+        self, rendition: str, analysis: SegmentAnalysis, seen_at: float
+    ) -> Placement | Unplaced:
+        if analysis.last_timecode is not None:
+            placed = place(analysis, self._send_log, seen_at, self._fps)
+            if isinstance(placed, Placement):
+                self._anchors[rendition] = (analysis.last_pts, placed.newest_frame)
+            return placed
+        anchor = self._anchors.get(rendition)
+        if anchor is None:
+            return Unplaced.UNREADABLE
+        pts, frame = anchor
+        ahead = analysis.last_pts - pts
+        if not 0 <= ahead <= _MAX_ANCHOR_DISTANCE_SECONDS:
+            self._anchors.pop(rendition)
+            return Unplaced.UNREADABLE
+        newest = frame + round(ahead * self._fps)
+        first = frame + round((analysis.first_pts - pts) * self._fps)
+        return Placement(
+            first_frame=first, newest_frame=newest, newest_sent_at=self._send_log.sent_at(newest)
+        )

@@ -28,6 +28,7 @@ from streamer.checks.base import (
     Failure,
     Finding,
     Observation,
+    PartRecord,
     SegmentRecord,
     SessionContext,
 )
@@ -38,8 +39,10 @@ from streamer.events import (
     EventSink,
     FirstSegment,
     FramesPlayed,
+    IngestLinkStats,
     Measurement,
     Outcome,
+    PartObserved,
     PlaybackAnomaly,
     PlaybackMeasured,
     PublishConnected,
@@ -50,16 +53,17 @@ from streamer.events import (
     SessionStarted,
     StreamLabels,
 )
-from streamer.placement import Placement, Unplaced, frame_latencies, place
+from streamer.placement import PartPlacer, Placement, Unplaced, frame_latencies, place
 from streamer.playback.base import Playback, PlaybackOptions
 from streamer.playback.fetch import Fetcher, FetchPolicy
 from streamer.playback.follower import MEDIA_PLAYLIST, SegmentFetch
+from streamer.playback.llhls import PART, PartFetch
 from streamer.playback.playlist import MasterPlaylist, MediaPlaylist
 from streamer.playback.registry import DEFAULT_PLAYBACK_PROTOCOL, open_playback
 from streamer.playback.storms import ErrorStorms, StormSummary
 from streamer.publish.errors import PublishError
 from streamer.publish.flv import FlvClip
-from streamer.publish.ingest import Ingest, IngestOptions
+from streamer.publish.ingest import Ingest, IngestOptions, LinkSample
 from streamer.publish.publisher import FaultInjection
 from streamer.publish.registry import ingest_protocol
 from streamer.targets import FixedTarget, Provisioner, ProvisionError, Target
@@ -167,6 +171,10 @@ class _Lane:
         with self.active():
             self.session.on_segment(fetch)
 
+    def on_part(self, fetch: PartFetch) -> None:
+        with self.active():
+            self.session.on_part(fetch)
+
     def on_error(
         self, rendition: str | None, kind: str, detail: str, source: str | None = None
     ) -> None:
@@ -217,6 +225,7 @@ class Session:
         self.playback: Playback | None = None
         self.context: SessionContext | None = None
         self._checks: list[Check] = []
+        self._parts: PartPlacer | None = None  # LL-HLS parts, placed against the send log
 
     # -- events -----------------------------------------------------------------------------
 
@@ -339,6 +348,7 @@ class Session:
             io_timeout_seconds=settings.io_timeout_seconds,
             tls_ca_file=settings.tls_ca_file,
             faults=settings.faults,
+            on_link_stats=self._link_stats,
         )
         try:
             protocol = ingest_protocol(target.ingest_url)
@@ -346,6 +356,19 @@ class Session:
         except InvalidURLError as exc:
             self._emit_failure("publish_failed", None, str(exc))
             return None
+
+    def _link_stats(self, sample: LinkSample) -> None:
+        self._sink.handle(
+            IngestLinkStats(
+                labels=self._labels,
+                session_id=self.session_id,
+                at=sample.at,
+                rtt_seconds=sample.rtt_seconds,
+                packets_retransmitted=sample.packets_retransmitted,
+                packets_dropped=sample.packets_dropped,
+                send_buffer_bytes=sample.send_buffer_bytes,
+            )
+        )
 
     async def _publish_and_play(self, target: Target) -> Outcome:
         settings = self.settings
@@ -695,6 +718,48 @@ class Session:
                     at=fetch.listed_at,
                 )
             )
+
+    def on_part(self, fetch: PartFetch) -> None:
+        """An LL-HLS part: its latency, and the part-level checks."""
+        if fetch.downloaded_at is not None:
+            self.on_recovered(fetch.rendition, PART)
+        if fetch.error_kind is not None:
+            self.on_error(
+                fetch.rendition, fetch.error_kind, fetch.error_detail or "", fetch.error_source
+            )
+        sent_at = None
+        if fetch.analysis is not None and fetch.downloaded_at is not None:
+            assert self._ingest is not None
+            if self._parts is None:
+                self._parts = PartPlacer(self._ingest.send_log, self._clip.fps)
+            placed = self._parts.place(fetch.rendition, fetch.analysis, fetch.listed_at)
+            if isinstance(placed, Placement):
+                sent_at = placed.newest_sent_at
+            elif placed is Unplaced.FOREIGN:
+                return  # an earlier session's part
+            self._sink.handle(
+                PartObserved(
+                    labels=self._lane(fetch.rendition).labels,
+                    session_id=self.session_id,
+                    rendition=fetch.rendition,
+                    sequence=fetch.part.sequence,
+                    index=fetch.part.index,
+                    listed_at=fetch.listed_at,
+                    downloaded_at=fetch.downloaded_at,
+                    duration_seconds=fetch.part.duration,
+                    newest_frame_sent_at=sent_at,
+                    hinted=fetch.hinted,
+                )
+            )
+        record = PartRecord(
+            rendition=fetch.rendition,
+            part=fetch.part,
+            listed_at=fetch.listed_at,
+            downloaded_at=fetch.downloaded_at if fetch.error_kind is None else None,
+            hinted=fetch.hinted,
+            newest_frame_sent_at=sent_at,
+        )
+        self._run_checks(lambda c: c.on_part(record))
 
     def _first_playable(self, fetch: SegmentFetch) -> None:
         lane = self._lane(fetch.rendition)

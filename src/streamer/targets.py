@@ -44,10 +44,12 @@ class Target:
     def masked(self) -> tuple[str, str]:
         """(ingest, playback) as they may be shown: keys and tokens masked."""
         try:
-            keys = ingest_protocol(self.ingest_url).secrets(self.ingest_url)
+            protocol = ingest_protocol(self.ingest_url)
+            keys = protocol.secrets(self.ingest_url)
+            ingest = protocol.mask(self.ingest_url)
         except InvalidURLError:
-            keys = ()
-        return mask_ingest(self.ingest_url), mask_playback(self.playback_url, keys + self.secrets)
+            keys, ingest = (), mask_ingest(self.ingest_url)
+        return ingest, mask_playback(self.playback_url, keys + self.secrets)
 
 
 class Provisioner(Protocol):

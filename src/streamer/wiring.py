@@ -31,12 +31,12 @@ def flv_clip(spec: ClipSpec) -> FlvClip:
 
 
 def labels(stream: StreamConfig) -> StreamLabels:
-    # API mode publishes over RTMP unless the stream's configuration names WHIP.
-    ingest = (
-        ingest_protocol(stream.ingest_url).name
-        if stream.ingest_url
-        else stream.ingest_protocol or "rtmp"
-    )
+    if stream.ingest_url:
+        ingest = ingest_protocol(stream.ingest_url).name
+    elif stream.livepeer is not None:
+        ingest = stream.livepeer.ingest_protocol  # API mode: the protocol it publishes with
+    else:
+        ingest = "rtmp"
     return StreamLabels(
         stream.name,
         stream.ingest_region,

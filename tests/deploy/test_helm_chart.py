@@ -808,6 +808,8 @@ def test_egress_network_policy_allows_the_internet_and_dns_only() -> None:
     # Platforms on the internet: RTMP, RTMPS/HTTPS, HTTP.
     for address, port in (("203.0.113.7", 1935), ("198.51.100.1", 443), ("2001:db8::1", 80)):
         assert egress_allows(policy, address, port), (address, port)
+    assert egress_allows(policy, "203.0.113.7", 2935, "UDP"), "SRT ingest"
+    assert not egress_allows(policy, "10.0.0.7", 2935, "UDP")
     # Never the cloud metadata service, the cluster's private ranges, or other ports.
     for address, port in (
         ("169.254.169.254", 80),

@@ -9,7 +9,8 @@ must end `success` with no CheckFailed event at all:
 - FFmpeg's own HLS muxer (`ffmpeg -listen 1 ... -f hls`, libx264): MPEG-TS with one media
   playlist, and fMP4 (CMAF) with 1 s segments, two renditions and a master playlist from
   `-var_stream_map`;
-- the embedded origin (`streamer origin`, what `make run` monitors with nothing configured).
+- the embedded origin (`streamer origin`, what `make run` monitors with nothing configured),
+  as plain HLS and as LL-HLS (CMAF parts, blocking reloads, preload hints).
 
 Sessions of one origin reuse one stream key and playback URL, as the monitor does with a
 fixed ingest URL. FFmpeg serves one publish per process, so each of its sessions gets a
@@ -154,3 +155,19 @@ async def test_embedded_origin(clip: Clip, flv: FlvClip) -> None:
     finally:
         await origin.stop()
     _assert_healthy(sessions, {"640x360", "256x144"}, min_segments=4)
+
+
+async def test_embedded_origin_ll_hls(clip: Clip, flv: FlvClip) -> None:
+    origin = EmbeddedOrigin()
+    await origin.start()
+    try:
+        key = _key()
+        sessions = await _sessions(
+            _fixed(origin.ingest_url(key), origin.ll_playback_url(key)), flv, clip
+        )
+    finally:
+        await origin.stop()
+    _assert_healthy(sessions, {"640x360", "256x144"}, min_segments=4)
+    for session in sessions:  # followed part by part, every rendition
+        parts = {r["name"]: r.get("parts", 0) for r in session.report["renditions"]}
+        assert min(parts.values()) >= 4 * 6, parts

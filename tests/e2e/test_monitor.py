@@ -257,6 +257,9 @@ def test_embedded_default_passes_three_full_sessions(tmp_path: Path) -> None:
             if line.startswith("streamer_segment_latency_seconds_count{")
         }
         assert len(renditions) >= 2  # the embedded origin transcodes a ladder
+        # Played as LL-HLS: every rendition measured part by part too.
+        parts = _metric(port, "streamer_part_latency_seconds_count")
+        assert len(parts) >= 2 and min(parts) >= 3 * 60, parts
         # WebRTC (WHEP) of the same stream, measured beside HLS, frame by frame.
         frames = _metric(port, "streamer_frame_latency_seconds_count", playback_protocol="webrtc")
         assert frames and frames[0] > 3 * 25 * 30, frames

@@ -73,16 +73,17 @@ async def impaired_session(
             )
             session = asyncio.create_task(run_session(settings, flv, clip.spec))
             deadline = time.monotonic() + 15
-            while not any(r.relayed > 100 for r in proxy.relays):  # until media flows
-                assert time.monotonic() < deadline, [r.relayed for r in proxy.relays]
+            while not any(r.forwarded > 100 for r in proxy.relays):  # until media flows
+                assert time.monotonic() < deadline, [r.forwarded for r in proxy.relays]
                 assert not session.done(), session.result()[0].events
                 await asyncio.sleep(0.05)
             started = time.time()
             for at, settings_then in script:
                 await asyncio.sleep(max(0.0, started + at - time.time()))
-                impairment.loss, impairment.delay = settings_then.loss, settings_then.delay
+                impairment.loss = settings_then.loss
+                impairment.delay_seconds = settings_then.delay_seconds
                 impairment.blackout = settings_then.blackout
-                impairment.rng.seed(at)
+                impairment.random.seed(at)
                 script_times.append(time.time())
             recorder, _ = await session
         assert proxy.deleted, "the WHEP session was not deleted"
@@ -140,7 +141,7 @@ async def test_a_known_relay_delay_is_recovered_in_the_frame_latency(
         clip,
         flv,
         14.0,
-        [(4.0, Impairment(delay=0.1))],
+        [(4.0, Impairment(delay_seconds=0.1))],
         Impairment(),
     )
     switched = script_times[0]

@@ -12,6 +12,13 @@ stream's segments rather than to wall-clock time fire at the same point of every
 
 The MPEG-TS helpers at the end edit segments the way broken packagers do: drop the audio
 track, shift timestamps.
+
+LL-HLS faults (`PathFault`s: their target is a fragment of the request path, since every
+LL-HLS rendition's playlist is `index.m3u8`) rewrite playlists and parts as broken LL-HLS
+servers do: freeze the parts for a while, hold blocking reloads too long, serve a hinted
+part 404, break hints, misstate part durations and server controls. Requests go upstream
+with their query (`_HLS_msn`, `_HLS_part`, `_HLS_skip`), unless the proxy is told to
+`ignore_blocking`: then the origin answers at once, as a server that ignores them.
 """
 
 from __future__ import annotations
@@ -44,6 +51,7 @@ class Request:
     progress: int  # see the module docstring; -1 before any segment exists
     status: int
     body: bytes
+    query: str = ""  # the query string the client sent
 
 
 @dataclass
@@ -312,14 +320,108 @@ class Replay(Fault):
         return request
 
 
+# -- LL-HLS faults -------------------------------------------------------------------------
+
+
+@dataclass
+class PathFault(Fault):
+    """A fault for the requests whose path contains `target` (any object kind), active
+    from `after_seconds` after the first such request, for `for_seconds` (None: on)."""
+
+    after_seconds: float = 0.0
+    for_seconds: float | None = None
+    _first_at: float | None = field(default=None, init=False)
+
+    def matches(self, request: Request, playlist: str | None) -> bool:
+        if self.target not in request.path:
+            return False
+        now = time.monotonic()
+        if self._first_at is None:
+            self._first_at = now
+        since = now - self._first_at - self.after_seconds
+        if since < 0 or (self.for_seconds is not None and since > self.for_seconds):
+            return False
+        return self.responses is None or self.applied < self.responses
+
+
+@dataclass
+class FailOnePart(PathFault):
+    """Answers `code` to every request for one object: the first one requested once the
+    fault is active (for a part at the live edge: its preload-hinted request first)."""
+
+    code: int = 404
+    _path: str | None = field(default=None, init=False)
+
+    def matches(self, request: Request, playlist: str | None) -> bool:
+        if self._path is not None:
+            return request.path == self._path
+        if super().matches(request, playlist):
+            self._path = request.path
+            return True
+        return False
+
+    async def apply(self, proxy: ChaosProxy, request: Request) -> Request | web.Response:
+        return web.Response(status=self.code, text="chaos")
+
+
+@dataclass
+class FreezeParts(PathFault):
+    """While active, serves the playlist as it was when the fault began: no new part is
+    listed (the origin still makes them; hinted requests still get them)."""
+
+    _frozen: bytes | None = field(default=None, init=False)
+
+    async def apply(self, proxy: ChaosProxy, request: Request) -> Request | web.Response:
+        if self._frozen is None:
+            self._frozen = request.body
+        request.body = self._frozen
+        return request
+
+
+@dataclass
+class DelayBlocking(PathFault):
+    """Holds the answer to blocking reloads (`_HLS_msn` in the query) `seconds` longer."""
+
+    seconds: float = 7.0
+
+    def matches(self, request: Request, playlist: str | None) -> bool:
+        return "_HLS_msn" in request.query and super().matches(request, playlist)
+
+    async def apply(self, proxy: ChaosProxy, request: Request) -> Request | web.Response:
+        await asyncio.sleep(self.seconds)
+        return request
+
+
+@dataclass
+class Rewrite(PathFault):
+    """Rewrites the playlist text: `pattern` (a regular expression) to `replacement`."""
+
+    pattern: str = ""
+    replacement: str = ""
+
+    async def apply(self, proxy: ChaosProxy, request: Request) -> Request | web.Response:
+        text = re.sub(self.pattern, self.replacement, request.body.decode())
+        request.body = text.encode()
+        return request
+
+
 # -- the proxy ------------------------------------------------------------------------------
+
+_CONTENT_TYPES = {
+    ".m3u8": "application/vnd.apple.mpegurl",
+    ".m4s": "video/iso.segment",
+    ".mp4": "video/mp4",
+}
 
 
 class ChaosProxy:
     """`async with ChaosProxy(origin_http_base, [faults]) as proxy:` then `proxy.url(path)`."""
 
-    def __init__(self, upstream: str, faults: list[Fault] | None = None) -> None:
+    def __init__(
+        self, upstream: str, faults: list[Fault] | None = None, ignore_blocking: bool = False
+    ) -> None:
         self.upstream = upstream.rstrip("/")
+        self.ignore_blocking = ignore_blocking  # LL-HLS: drop the query going upstream
         self.faults = list(faults or [])
         self.port = free_port()
         self.history: dict[str, deque[tuple[float, bytes]]] = {}
@@ -353,22 +455,25 @@ class ChaosProxy:
         if self._http is not None:
             await self._http.close()
 
-    async def fetch(self, path: str) -> tuple[int, bytes]:
+    async def fetch(self, path: str, query: str = "") -> tuple[int, bytes]:
         assert self._http is not None
-        async with self._http.get(self.upstream + path) as response:
+        url = self.upstream + path + (f"?{query}" if query and not self.ignore_blocking else "")
+        async with self._http.get(url) as response:
             return response.status, await response.read()
 
     async def _handle(self, http_request: web.Request) -> web.StreamResponse:
         path = http_request.path
         name = path.rsplit("/", 1)[-1]
         self.requests[name] = self.requests.get(name, 0) + 1
-        status, body = await self.fetch(path)
+        query = http_request.query_string
+        status, body = await self.fetch(path, query)
         playlist: str | None = None
         if name.endswith(".m3u8"):
             request = self._playlist(path, name, status, body)
         else:
             playlist, sequence = self._segments.get(path, ("", -1))
             request = Request(path, name, "segment", sequence, status, body)
+        request.query = query
         for fault in self.faults:
             if not fault.matches(request, playlist):
                 continue
@@ -379,7 +484,8 @@ class ChaosProxy:
             request = result
         if request.status != 200:
             return web.Response(status=request.status, body=request.body)
-        content_type = "application/vnd.apple.mpegurl" if ".m3u8" in name else "video/mp2t"
+        suffix = name[name.rfind(".") :] if "." in name else ""
+        content_type = _CONTENT_TYPES.get(suffix, "video/mp2t")
         return web.Response(body=request.body, content_type=content_type)
 
     def _playlist(self, path: str, name: str, status: int, body: bytes) -> Request:

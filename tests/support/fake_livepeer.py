@@ -64,6 +64,7 @@ class FakeLivepeer:
     ingest_base: str = "rtmp://127.0.0.1:1935/live"
     playback_base: str = "http://127.0.0.1:8080/hls"
     playback_id_is_stream_key: bool = False
+    stream_key: str | None = None  # one key for every stream: for origins that need it ahead
     # WHEP: the playback info's html5/video/h264 source is /webrtc/<playbackId> here, which
     # redirects (307, as Livepeer's edge does) to <webrtc_base>/<playbackId>.
     webrtc_base: str | None = None
@@ -242,7 +243,7 @@ class FakeLivepeer:
         return web.Response(status=307, headers={"Location": location})
 
     def _create(self, payload: dict[str, Any], created_at_ms: int | None = None) -> dict[str, Any]:
-        key = "-".join(secrets.token_hex(2) for _ in range(4))
+        key = self.stream_key or "-".join(secrets.token_hex(2) for _ in range(4))
         stream = {
             "id": str(uuid.uuid4()),
             "name": payload["name"],

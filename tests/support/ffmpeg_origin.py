@@ -40,6 +40,11 @@ class Rendition:
     name: str
     size: str
     bitrate: str
+    # An FFmpeg video filter for this rendition alone (a fault confined to one rendition:
+    # `freezeframes`, `select`), and how its frames are timed (`-fps_mode`: `vfr` keeps the
+    # hole that dropped frames leave; default: FFmpeg's).
+    video_filter: str = ""
+    fps_mode: str = ""
 
 
 LADDER = (Rendition("360p", "640x360", "800k"), Rendition("144p", "256x144", "200k"))
@@ -162,6 +167,10 @@ class FfmpegHlsOrigin:
                 f"-bufsize:v:{i}",
                 rendition.bitrate,
             ]
+            if rendition.video_filter:
+                command += [f"-filter:v:{i}", rendition.video_filter]
+            if rendition.fps_mode:
+                command += [f"-fps_mode:v:{i}", rendition.fps_mode]
         suffix = "m4s" if self.fmp4 else "ts"
         command += [
             "-f",

@@ -28,6 +28,13 @@ LADDER = (
     ("_360p", "640x360", "800k", 900_000),
     ("_144p", "256x144", "200k", 300_000),
 )
+# `copy_ladder=True`: both renditions copy the publish (no transcoding: about 12 % of a core
+# per stream here, which many streams on one machine cannot afford); the master still lists
+# two renditions, told apart by BANDWIDTH.
+COPY_LADDER = (
+    ("_hi", "640x360", "", 900_000),
+    ("_lo", "640x360", "", 300_000),
+)
 
 
 class NginxOrigin:
@@ -36,12 +43,14 @@ class NginxOrigin:
         workdir: Path,
         *,
         ladder: bool = False,
+        copy_ladder: bool = False,
         rtmps: bool = False,
         fragment_seconds: int = 2,
         nested: bool = False,
     ) -> None:
         self.workdir = workdir
-        self.ladder = ladder
+        self.ladder = ladder or copy_ladder
+        self.rungs = COPY_LADDER if copy_ladder else LADDER
         self.rtmps = rtmps
         self.fragment_seconds = fragment_seconds
         # nested: <key>/index.m3u8, the layout of Livepeer's <playback>/<playbackId>/index.m3u8
@@ -86,14 +95,19 @@ class NginxOrigin:
         """
         if self.ladder:
             outputs = " ".join(
-                f"-c:a copy -c:v libx264 -preset ultrafast -tune zerolatency -g 60 "
-                f"-keyint_min 60 -sc_threshold 0 -b:v {rate} -maxrate {rate} -bufsize {rate} "
-                f"-s {size} -f flv rtmp://127.0.0.1:{self.rtmp_port}/hls/$name{suffix}"
-                for suffix, size, rate, _ in LADDER
+                (
+                    "-c copy"
+                    if not rate
+                    else f"-c:a copy -c:v libx264 -preset ultrafast -tune zerolatency -g 60 "
+                    f"-keyint_min 60 -sc_threshold 0 -b:v {rate} -maxrate {rate} "
+                    f"-bufsize {rate} -s {size}"
+                )
+                + f" -f flv rtmp://127.0.0.1:{self.rtmp_port}/hls/$name{suffix}"
+                for suffix, size, rate, _ in self.rungs
             )
             variants = "\n".join(
                 f"hls_variant {suffix} BANDWIDTH={bw},RESOLUTION={size};"
-                for suffix, size, _, bw in LADDER
+                for suffix, size, _, bw in self.rungs
             )
             ffmpeg = shutil.which("ffmpeg") or "ffmpeg"
             applications = f"""

@@ -1,11 +1,16 @@
-"""UDP impairment for WebRTC on loopback: a relay in the media path, and a WHEP proxy that
-puts it there.
+"""A UDP impairment relay on loopback: loss, delay and blackouts on a media path, as a bad
+network would add them: between an SRT caller and its listener, or between a WebRTC viewer
+and its server (`WhepRelayProxy` puts it there).
+
+Clients send to `port`; each client gets its own upstream socket, so the listener sees one
+peer per client and its answers go back to the right one. Loss applies to each datagram in
+both directions (data one way, ACKs and loss reports the other), from a seeded generator so
+a run can be repeated; delay is added each way; a blackout drops everything while it is set.
 
 `WhepRelayProxy` forwards WHEP requests to a real WHEP server and rewrites the host
 candidates of its SDP answer to relays of its own, so that every datagram of the session
-(ICE, DTLS, SRTP) passes through a `UdpRelay`, where it can be lost, delayed or blacked
-out. The viewer's own candidates are rewritten the same way in the offer, so that neither
-side can reach the other around the relay.
+(ICE, DTLS, SRTP) passes through a `UdpRelay`. The viewer's own candidates are rewritten
+the same way in the offer, so that neither side can reach the other around the relay.
 """
 
 from __future__ import annotations
@@ -13,104 +18,132 @@ from __future__ import annotations
 import asyncio
 import random
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import cast
 
 import aiohttp
 from aiohttp import web
 
+Address = tuple[str, int]
+Send = Callable[[bytes, Address], None]
+
 _CANDIDATE = re.compile(r"^(a=candidate:\S+ \d+ udp \d+ )(127\.0\.0\.1) (\d+)( typ host.*)$", re.M)
 
 
 @dataclass
 class Impairment:
-    """What happens to datagrams, both ways: `loss` (0..1), `delay` (seconds), `blackout`
-    (everything dropped while set)."""
+    loss: float = 0.0  # probability a datagram is lost, each direction
+    delay_seconds: float = 0.0  # added each way
+    blackout: bool = False  # everything dropped while set
+    seed: int = 1
+    random: random.Random = field(init=False)
 
-    loss: float = 0.0
-    delay: float = 0.0
-    blackout: bool = False
-    rng: random.Random = field(default_factory=lambda: random.Random(7))
+    def __post_init__(self) -> None:
+        self.random = random.Random(self.seed)
 
-    def drops(self) -> bool:
-        return self.blackout or (self.loss > 0 and self.rng.random() < self.loss)
+    def lost(self) -> bool:
+        return self.blackout or (self.loss > 0 and self.random.random() < self.loss)
 
 
-class _Side(asyncio.DatagramProtocol):
-    def __init__(self, relay: UdpRelay, facing: str) -> None:
+class _Upstream(asyncio.DatagramProtocol):
+    """One client's socket towards the listener: answers go back to that client."""
+
+    def __init__(self, relay: UdpRelay, client: Address) -> None:
         self.relay = relay
-        self.facing = facing  # "viewer" (the port in the SDP) or "server"
+        self.client = client
         self.transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.DatagramTransport, transport)
 
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        self.relay.received(self.facing, data, addr)
+    def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
+        self.relay.forward(self.relay.downstream_send, data, self.client)
 
 
-class UdpRelay:
-    """Relays datagrams between whoever sends to `port` and `upstream`."""
-
-    def __init__(self, upstream: tuple[str, int], impairment: Impairment) -> None:
-        self.upstream = upstream
+class UdpRelay(asyncio.DatagramProtocol):
+    def __init__(self, upstream_port: int, impairment: Impairment) -> None:
+        self.upstream = ("127.0.0.1", upstream_port)
         self.impairment = impairment
-        self._front: _Side | None = None
-        self._back: _Side | None = None
-        self._peer: tuple[str, int] | None = None
         self.port = 0
-        self.relayed = 0
-        self._pending: set[asyncio.TimerHandle] = set()  # delayed datagrams
+        self.forwarded = 0
+        self.dropped = 0
+        self._transport: asyncio.DatagramTransport | None = None
+        self._clients: dict[Address, _Upstream] = {}
+        self._pending: dict[Address, list[bytes]] = {}
+        self._delayed: set[asyncio.TimerHandle] = set()
 
-    async def start(self) -> int:
+    async def start(self) -> UdpRelay:
         loop = asyncio.get_running_loop()
-        _, front = await loop.create_datagram_endpoint(
-            lambda: _Side(self, "viewer"), local_addr=("127.0.0.1", 0)
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: self, local_addr=("127.0.0.1", 0)
         )
-        _, back = await loop.create_datagram_endpoint(
-            lambda: _Side(self, "server"), local_addr=("127.0.0.1", 0)
+        self.port = transport.get_extra_info("sockname")[1]
+        return self
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.DatagramTransport, transport)
+
+    def downstream_send(self, data: bytes, client: Address) -> None:
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.sendto(data, client)
+
+    def forward(self, send: Send, data: bytes, to: Address) -> None:
+        if self.impairment.lost():
+            self.dropped += 1
+            return
+        self.forwarded += 1
+        delay = self.impairment.delay_seconds
+        if delay <= 0:
+            send(data, to)
+            return
+        handle: asyncio.TimerHandle
+
+        def later() -> None:
+            self._delayed.discard(handle)
+            send(data, to)
+
+        handle = asyncio.get_running_loop().call_later(delay, later)
+        self._delayed.add(handle)
+
+    def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
+        client = (str(addr[0]), int(addr[1]))
+        upstream = self._clients.get(client)
+        if upstream is None:
+            if client in self._pending:
+                self._pending[client].append(data)
+                return
+            self._pending[client] = [data]
+            asyncio.get_running_loop().create_task(self._open(client))
+            return
+        self.forward(self._upstream_send(upstream), data, client)
+
+    def _upstream_send(self, upstream: _Upstream) -> Send:
+        def send(data: bytes, _client: Address) -> None:
+            if upstream.transport is not None and not upstream.transport.is_closing():
+                upstream.transport.sendto(data, self.upstream)
+
+        return send
+
+    async def _open(self, client: Address) -> None:
+        loop = asyncio.get_running_loop()
+        _, upstream = await loop.create_datagram_endpoint(
+            lambda: _Upstream(self, client), local_addr=("127.0.0.1", 0)
         )
-        self._front, self._back = front, back
-        assert front.transport is not None
-        self.port = front.transport.get_extra_info("sockname")[1]
-        return self.port
-
-    def received(self, facing: str, data: bytes, addr: tuple[str, int]) -> None:
-        target: tuple[str, int] | None
-        if facing == "viewer":
-            self._peer = addr
-            side, target = self._back, self.upstream
-        else:
-            side, target = self._front, self._peer
-        if target is None or side is None or side.transport is None:
-            return
-        if self.impairment.drops():
-            return
-        self.relayed += 1
-        transport = side.transport
-        if self.impairment.delay > 0:
-            handle = asyncio.get_running_loop().call_later(
-                self.impairment.delay, self._send_late, transport, data, target
-            )
-            self._pending.add(handle)
-        else:
-            transport.sendto(data, target)
-
-    def _send_late(
-        self, transport: asyncio.DatagramTransport, data: bytes, target: tuple[str, int]
-    ) -> None:
-        now = asyncio.get_running_loop().time()
-        self._pending = {h for h in self._pending if h.when() > now}  # those still to fire
-        if not transport.is_closing():
-            transport.sendto(data, target)
+        self._clients[client] = upstream
+        for data in self._pending.pop(client, []):
+            self.forward(self._upstream_send(upstream), data, client)
 
     def close(self) -> None:
-        for handle in self._pending:
+        for handle in self._delayed:
             handle.cancel()
-        self._pending.clear()
-        for side in (self._front, self._back):
-            if side is not None and side.transport is not None:
-                side.transport.close()
+        self._delayed.clear()
+        for upstream in self._clients.values():
+            if upstream.transport is not None:
+                upstream.transport.close()
+        self._clients.clear()
+        if self._transport is not None:
+            self._transport.close()
 
 
 class WhepRelayProxy:
@@ -131,10 +164,9 @@ class WhepRelayProxy:
 
     async def _relayed(self, sdp: str) -> str:
         async def replace(match: re.Match[str]) -> str:
-            relay = UdpRelay((match[2], int(match[3])), self.impairment)
+            relay = await UdpRelay(int(match[3]), self.impairment).start()
             self.relays.append(relay)
-            port = await relay.start()
-            return f"{match[1]}127.0.0.1 {port}{match[4]}"
+            return f"{match[1]}127.0.0.1 {relay.port}{match[4]}"
 
         parts: list[str] = []
         last = 0

@@ -263,3 +263,52 @@ def test_a_step_back_then_on_at_an_offset_repeats_until_past_the_newest() -> Non
     assert failure.detail == "segment 1: video went back from frame 75 to frame 65 (10 frames)"
     assert observed(FrozenVideo(context(), {}), records) == {"repeated_frames": 11}
     assert findings(FrameDrop(context(), {}), records) == []
+
+
+# Keyframe decoding: one readable frame per segment (its keyframe), the others known by
+# their packets only.
+
+
+def keyframes_only(frames: list[int]) -> list[int | None]:
+    return [frames[0] % LOOP, *([None] * (len(frames) - 1))]
+
+
+def keyframe_segment(sequence: int, frames: list[int] | None = None) -> SegmentRecord:
+    shown = frames if frames is not None else R.frames(sequence)
+    return R.segment(sequence, frames=shown, codes=keyframes_only(shown))
+
+
+def test_keyframe_decoding_of_a_healthy_rendition_finds_nothing() -> None:
+    records = [keyframe_segment(n) for n in range(4)]
+    assert findings(FrozenVideo(context(), {}), records) == []
+    assert findings(FrameDrop(context(), {}), records) == []
+
+
+def test_keyframe_decoding_sees_a_freeze_that_reaches_a_keyframe() -> None:
+    # The picture stood still for 10 frames in segment 1 and the video went on from where
+    # it stopped: segment 2's keyframe shows frame 110 where frame 120 is due.
+    late = list(range(110, 170))
+    records = [keyframe_segment(0), keyframe_segment(1), keyframe_segment(2, late)]
+    (freeze,) = feed(FrozenVideo(context(), {}), records)
+    assert freeze.detail == (
+        "segment 2: the picture stood still for at least 367 ms between frames 60 and 110"
+    )
+    assert observed(FrozenVideo(context(), {}), records) == {"repeated_frames": 10}
+    assert findings(FrameDrop(context(), {}), records) == []
+
+
+def test_keyframe_decoding_counts_a_short_stall_without_failing() -> None:
+    late = list(range(117, 177))  # 3 frames behind: 133 ms, below 183 ms
+    records = [keyframe_segment(0), keyframe_segment(1), keyframe_segment(2, late)]
+    assert feed(FrozenVideo(context(), {}), records) == []
+    assert observed(FrozenVideo(context(), {}), records) == {"repeated_frames": 3}
+
+
+def test_keyframe_decoding_sees_dropped_frames_by_their_missing_packets() -> None:
+    # 10 frames of segment 1 never packaged: 50 packets, then segment 2's keyframe is 60
+    # frames on: 10 more than the packets explain.
+    dropped = [f for f in R.frames(1) if not 70 <= f < 80]
+    records = [keyframe_segment(0), keyframe_segment(1, dropped), keyframe_segment(2)]
+    (drop,) = feed(FrameDrop(context(), {}), records)
+    assert "10 frame(s) missing between frames 60 and 120" in drop.detail
+    assert findings(FrozenVideo(context(), {}), records) == []

@@ -18,6 +18,8 @@ ALL_CHECKS = {
     "frozen_video",
     "media_sequence_gap",
     "media_sequence_regression",
+    "part_duration_mismatch",
+    "part_late",
     "rendition_drift",
     "rendition_missing",
     "segment_latency",

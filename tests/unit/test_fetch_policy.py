@@ -17,6 +17,7 @@ from streamer.config import ConfigError, from_environment
 from streamer.playback import egress
 from streamer.playback.fetch import Fetcher, FetchError, FetchPolicy, FetchRefusedError
 from streamer.playback.follower import RenditionFollower, SegmentFetch
+from streamer.playback.llhls import PartFetch
 from streamer.playback.playlist import MediaPlaylist
 from streamer.wiring import fixed_target, session_settings
 from tests.support.aio import LocalServer
@@ -278,6 +279,9 @@ class _Observer:
 
     def on_segment(self, fetch: SegmentFetch) -> None:
         self.segments.append(fetch)
+
+    def on_part(self, fetch: PartFetch) -> None:
+        pass
 
     def on_error(
         self, rendition: str | None, kind: str, detail: str, source: str | None = None

@@ -30,6 +30,7 @@ from streamer.playback.follower import (
     RenditionFollower,
     SegmentFetch,
 )
+from streamer.playback.llhls import PartFetch
 from streamer.playback.playlist import MAX_PARSED_SEGMENTS, MAX_PLAYLIST_BYTES, MediaPlaylist
 from streamer.playback.storms import ErrorStorms
 from streamer.playback.target import TargetSanity
@@ -60,6 +61,7 @@ class Observed:
     segments: list[SegmentFetch] = field(default_factory=list)
     errors: list[tuple[str, str, str | None]] = field(default_factory=list)
     anomalies: list[str] = field(default_factory=list)
+    parts: list[PartFetch] = field(default_factory=list)
 
     def on_playlist(self, rendition: str, playlist: MediaPlaylist, fetched_at: float) -> None:
         self.playlists.append((fetched_at, playlist))
@@ -69,6 +71,9 @@ class Observed:
             self.errors.append((fetch.error_kind, fetch.error_detail or "", fetch.error_source))
         else:
             self.segments.append(fetch)
+
+    def on_part(self, fetch: PartFetch) -> None:
+        self.parts.append(fetch)
 
     def on_error(
         self, rendition: str | None, kind: str, detail: str, source: str | None = None

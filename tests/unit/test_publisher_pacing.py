@@ -4,12 +4,14 @@ and a stop that ends the publish on a whole GOP."""
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 
 import pytest
 
 import streamer.publish.publisher as publisher_module
 from streamer.publish.flv import FlvClip
+from streamer.publish.pacing import pacing_clock
 from streamer.publish.publisher import Publisher
 from streamer.publish.rtmp import VIDEO
 from streamer.testsignal.clip import ClipSpec
@@ -80,3 +82,24 @@ async def test_stop_ends_the_publish_right_before_the_next_keyframe(flv: FlvClip
     # One whole GOP: frames 0 .. gop-1, and not the keyframe that starts the next one.
     assert connection.video_packets == 1 + spec.gop_frames  # the sequence header first
     assert publisher.send_log.frames_sent == spec.gop_frames
+
+
+async def test_publishers_due_within_one_tick_wake_together_and_never_before() -> None:
+    clock = pacing_clock()
+    tick = clock.tick
+    boundary = (math.ceil(time.monotonic() / tick) + 2) * tick
+    woken: dict[int, float] = {}
+
+    async def wait(i: int, deadline: float) -> None:
+        await clock.sleep_until(deadline)
+        woken[i] = time.monotonic()
+
+    deadlines = [boundary - tick + tick * (i + 1) / 12 for i in range(10)]
+    tasks = [asyncio.create_task(wait(i, d)) for i, d in enumerate(deadlines)]
+    cancelled = asyncio.create_task(wait(99, deadlines[3]))
+    await asyncio.sleep(0)
+    cancelled.cancel()  # one publisher stopping does not cancel the tick for the others
+    await asyncio.gather(*tasks)
+    assert sorted(woken) == list(range(10))
+    assert min(woken.values()) >= boundary - 0.002
+    assert max(woken.values()) - min(woken.values()) < 0.005  # one pass of the loop

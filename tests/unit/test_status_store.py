@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from streamer.events import PartObserved
 from streamer.sinks.status import (
     BUCKET_SECONDS,
     MAX_DETAIL,
@@ -319,3 +320,29 @@ def test_a_failing_listener_does_not_break_the_sink(store: StatusStore, clock: C
     store.subscribe(broken)
     store.handle(started(ALPHA, "s1", clock.now))
     assert state(store) == "publishing"
+
+
+def test_ll_hls_renditions_show_their_last_part(store: StatusStore, clock: Clock) -> None:
+    t = clock.now
+    store.handle(started(ALPHA, "s1", t))
+    store.handle(discovered(ALPHA, "s1", t + 1, "720p", "1280x720", "avc1.64001f"))
+    for n in range(3):
+        store.handle(
+            PartObserved(
+                labels=ALPHA,
+                session_id="s1",
+                rendition="720p",
+                sequence=7,
+                index=n,
+                listed_at=t + 2 + n / 3,
+                downloaded_at=t + 2.05 + n / 3,
+                duration_seconds=1 / 3,
+                newest_frame_sent_at=t + 1.95 + n / 3,
+                hinted=True,
+            )
+        )
+    clock.now = t + 5
+    (hd,) = detail(store)["renditions"]
+    # A part-level stall: the last part grows old while segments may still look fine.
+    assert hd["parts"] == 3 and hd["last_part_age_seconds"] == pytest.approx(2.3, abs=0.05)
+    assert hd["last_part_latency_seconds"] == pytest.approx(0.1)

@@ -235,35 +235,32 @@ def test_the_whep_url_is_the_playback_infos_h264_webrtc_source() -> None:
 
 async def test_api_mode_over_whip_publishes_to_livepeers_whip_url_for_the_stream_key() -> None:
     async with FakeLivepeer("k") as fake, aiohttp.ClientSession() as http:
-        provisioner = LivepeerProvisioner(
-            LivepeerClient(fake.api_url, "k", http),
-            "w",
-            ingest_region="r",
-            playback_region="r",
-            ingest_base=None,
-            playback_base="https://cdn.example/hls",
-            whip=True,
-        )
-        target = await provisioner.acquire()
-        await provisioner.release()
-    (created,) = fake.created
-    key = created["streamKey"]
-    assert target.ingest_url == f"whip+https://playback.livepeer.studio/webrtc/{key}"
-    assert ingest_protocol(target.ingest_url).name == "whip"
-    assert key not in target.masked()[0]
+        targets = []
+        for ingest_base in (None, "https://{region}-whip.example/webrtc"):
+            provisioner = LivepeerProvisioner(
+                LivepeerClient(fake.api_url, "k", http),
+                "w",
+                ingest_region="eu",
+                playback_region="eu",
+                ingest_base=ingest_base,
+                playback_base="https://cdn.example/hls",
+                ingest_protocol="whip",
+            )
+            targets.append(await provisioner.acquire())
+            await provisioner.release()
+    keys = [created["streamKey"] for created in fake.created]
+    assert [t.ingest_url for t in targets] == [
+        f"whip+https://playback.livepeer.studio/webrtc/{keys[0]}",
+        f"whip+https://eu-whip.example/webrtc/{keys[1]}",  # the configured base, regional
+    ]
+    assert ingest_protocol(targets[0].ingest_url).name == "whip"
+    assert keys[0] not in targets[0].masked()[0]
 
 
-def test_ingest_protocol_whip_names_the_label_and_must_match_a_fixed_url() -> None:
-    config = from_environment({"LIVEPEER_API_KEY": "k", "INGEST_PROTOCOL": "whip"})
+def test_livepeer_ingest_protocol_whip_names_the_label() -> None:
+    config = from_environment({"LIVEPEER_API_KEY": "k", "LIVEPEER_INGEST_PROTOCOL": "whip"})
     assert config is not None
     assert labels(config.streams[0]).ingest_protocol == "whip"
-    env = {
-        "INGEST_URL": "rtmp://h/live/k",
-        "PLAYBACK_URL": "http://h/a.m3u8",
-        "INGEST_PROTOCOL": "whip",
-    }
-    with pytest.raises(ConfigError, match="INGEST_PROTOCOL: whip, but the ingest URL is rtmp"):
-        from_environment(env)
 
 
 def test_the_probe_report_shows_webrtc_beside_the_renditions_and_errors_by_protocol() -> None:

@@ -29,6 +29,10 @@ has the full review against healthy packagers and real outages):
     av_desync                   max_early_seconds: 0.045, max_late_seconds: 0.125 (ITU-R
                                 BT.1359 detectability), min_count: 2 offsets in a row
     segment_latency             max_seconds: 30, newest frame sent -> segment downloaded
+    part_late                   factor: 3 x PART-TARGET without a new LL-HLS part (a
+                                player holds back about 3 parts)
+    part_duration_mismatch      part_tolerance_seconds: 0.02 over PART-TARGET,
+                                segment_tolerance_seconds: 0.1 between parts and EXTINF
 """
 
 from __future__ import annotations
@@ -46,6 +50,8 @@ from streamer.checks import (
     frozen_video,
     media_sequence_gap,
     media_sequence_regression,
+    part_duration_mismatch,
+    part_late,
     rendition_drift,
     rendition_missing,
     segment_latency,
@@ -66,6 +72,8 @@ __all__ = [
     "frozen_video",
     "media_sequence_gap",
     "media_sequence_regression",
+    "part_duration_mismatch",
+    "part_late",
     "rendition_drift",
     "rendition_missing",
     "segment_latency",

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from streamer.events import ObservationKind
-from streamer.playback.playlist import MasterPlaylist, MediaPlaylist, Segment
+from streamer.playback.playlist import MasterPlaylist, MediaPlaylist, Part, Segment
 from streamer.playback.segment import SegmentAnalysis
 from streamer.publish.sendlog import SendLog
 
@@ -54,6 +54,18 @@ class SegmentRecord:
     newest_frame_sent_at: float | None
 
 
+@dataclass(frozen=True, kw_only=True)
+class PartRecord:
+    """A downloaded LL-HLS part of this session (a GAP part has no download)."""
+
+    rendition: str
+    part: Part
+    listed_at: float
+    downloaded_at: float | None
+    hinted: bool
+    newest_frame_sent_at: float | None
+
+
 @dataclass
 class SessionContext:
     """What checks may read about the running session."""
@@ -88,6 +100,9 @@ class Check:
         return []
 
     def on_segment(self, record: SegmentRecord) -> Sequence[Finding]:
+        return []
+
+    def on_part(self, record: PartRecord) -> Sequence[Finding]:
         return []
 
     def on_tick(self, now: float) -> Sequence[Finding]:

@@ -15,6 +15,12 @@ picture (it lasts that long), a drop (the hole between the pictures either side 
 player that keeps the timing shows it), and a step back (that much video shown again).
 Anything shorter is counted, never a failure. After a step back, frames count as repeated
 until the video passes the newest picture shown, and a drop is measured from that picture.
+
+Between readable frames far apart (keyframe decoding: one readable frame per GOP, every
+other frame known by its packet), a picture that advanced less than the frames between them
+explain stood still somewhere in between, at least that long: a freeze, seen at GOP
+granularity. A still picture that resumes on time before the next readable frame leaves no
+trace there (see docs/checks.md, "Decode modes").
 """
 
 from __future__ import annotations
@@ -57,6 +63,9 @@ class Freeze:
     frame: int
     seconds: float  # how long it stood still, up to the end of this segment
     ongoing: bool  # still at the end of the segment
+    # Seen only between two readable frames far apart (keyframes): the later one. The
+    # picture fell behind its timing somewhere between them, by `seconds` at least.
+    until: int | None = None
 
 
 @dataclass(frozen=True)
@@ -214,3 +223,9 @@ class FrameWalker:
             gap = excess / self._fps + rates.picture
             walk.dropped += missing
             walk.jumps.append(Jump(newest, code, missing, gap, noticed=gap >= rates.threshold))
+        shortfall = rates.step * apart - advance  # clip frames the picture fell behind
+        if apart > 1 and shortfall >= 1:
+            walk.repeated += max(1, round(shortfall / rates.step))
+            still = shortfall / self._fps + rates.picture
+            if still >= rates.threshold:
+                walk.freezes.append(Freeze(newest, still, ongoing=False, until=code))

@@ -56,6 +56,12 @@ class FrozenVideo(ConfiguredCheck):
         noticed: list[str] = []
         for freeze in walk.freezes:
             so_far = " so far" if freeze.ongoing else ""
+            if freeze.until is not None:
+                noticed.append(
+                    f"the picture stood still for at least {freeze.seconds * 1000:.0f} ms "
+                    f"between frames {freeze.frame} and {freeze.until}"
+                )
+                continue
             noticed.append(
                 f"frame {freeze.frame} frozen for {freeze.seconds * 1000:.0f} ms{so_far}"
             )

@@ -185,6 +185,23 @@ def ingest_url(stream_key: str, ingest_base: str) -> str:
     return f"{ingest_base.rstrip('/')}/{stream_key}"
 
 
+LIVEPEER_SRT_PORT = 2935
+
+
+def srt_ingest_url(stream_key: str, ingest_base: str) -> str:
+    """Livepeer's SRT ingest for a stream key: `srt://<ingest host>:2935?streamid=<key>`.
+
+    `ingest_base` is the RTMP base the API lists (`rtmp://host/live`: its host takes SRT on
+    port 2935), or an `srt://host[:port]` base of one's own.
+    """
+    parts = urlsplit(ingest_base.strip())
+    if not parts.hostname:
+        raise ValueError("the ingest base has no host")
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    port = parts.port if parts.scheme == "srt" and parts.port else LIVEPEER_SRT_PORT
+    return f"srt://{host}:{port}?streamid={quote(stream_key, safe='')}"
+
+
 def playback_url(playback_id: str, playback_base: str) -> str:
     return f"{playback_base.rstrip('/')}/{playback_id}/index.m3u8"
 

@@ -80,6 +80,6 @@ def provisioner(
         profiles=mode.profiles,
         record=stream.livepeer.record,
         signer=mode.signer,
+        ingest_protocol=stream.livepeer.ingest_protocol,
         whep="webrtc" in stream.playback,
-        whip=stream.ingest_protocol == "whip",
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from streamer.livepeer.client import (
     DEFAULT_PROFILES,
@@ -16,6 +16,7 @@ from streamer.livepeer.client import (
     ingest_url,
     playback_url,
     regional_base,
+    srt_ingest_url,
     stream_name_prefix,
     whip_ingest_url,
 )
@@ -45,8 +46,8 @@ class LivepeerProvisioner:
         record: bool = False,
         signer: PlaybackTokenSigner | None = None,
         token_ttl_seconds: float = 3600.0,
+        ingest_protocol: str = "rtmp",
         whep: bool = False,
-        whip: bool = False,
     ) -> None:
         self._client = client
         self._stream = stream
@@ -57,8 +58,16 @@ class LivepeerProvisioner:
         self._signer = signer
         self._token_ttl = token_ttl_seconds
         self._whep = whep  # WebRTC playback: the WHEP URL from the playback info
-        self._whip = whip  # WebRTC ingest: <ingest_base or Livepeer's WHIP base>/<streamKey>
         self._created_id: str | None = None
+        # How the test stream is published: RTMP to <base>/<key>, or SRT to the base's
+        # host with the key as streamid.
+        self._ingest_url: Callable[[str, str], str] = (
+            srt_ingest_url if ingest_protocol == "srt" else ingest_url
+        )
+        if ingest_protocol == "whip":
+            # WebRTC ingest: <the configured ingest_base or Livepeer's WHIP base>/<streamKey>
+            # (the ingests the API lists are RTMP bases).
+            self._ingest_url = self._whip_ingest_url
 
     def describe(self) -> tuple[str, str]:
         created = "(a stream created per session through the API)"
@@ -70,6 +79,11 @@ class LivepeerProvisioner:
 
     async def delete_leftovers(self) -> int:
         return await self._client.delete_leftovers(self.name_prefix)
+
+    def _whip_ingest_url(self, stream_key: str, _listed_base: str) -> str:
+        configured = self._bases[0]
+        base = regional_base(configured, self._regions[0]) if configured else WHIP_INGEST_BASE
+        return whip_ingest_url(stream_key, base)
 
     async def _resolve_bases(self) -> tuple[str, str]:
         ingest_base, playback_base = self._bases
@@ -111,11 +125,7 @@ class LivepeerProvisioner:
                 return {LIVEPEER_JWT_HEADER: signer.token(playback_id, ttl)}
 
         return Target(
-            ingest_url=(
-                whip_ingest_url(created.stream_key, self._bases[0] or WHIP_INGEST_BASE)
-                if self._whip
-                else ingest_url(created.stream_key, ingest_base)
-            ),
+            ingest_url=self._ingest_url(created.stream_key, ingest_base),
             playback_url=playback_url(created.playback_id, playback_base),
             headers=headers,
             secrets=(created.stream_key,),

@@ -65,6 +65,10 @@ class EmbeddedOrigin:
     def playback_url(self, key: str) -> str:
         return f"http://127.0.0.1:{self.http_port}/hls/{key}/index.m3u8"
 
+    def ll_playback_url(self, key: str) -> str:
+        """The same stream as LL-HLS: CMAF parts, blocking reloads, preload hints."""
+        return f"http://127.0.0.1:{self.http_port}/hls/{key}/ll/index.m3u8"
+
     def whep_url(self, key: str) -> str:
         return f"http://127.0.0.1:{self.http_port}/whep/{key}"
 
@@ -96,6 +100,8 @@ class EmbeddedOrigin:
                 str(self.rtmp_port),
                 "--http-port",
                 str(self.http_port),
+                "--srt-port",  # the monitor publishes RTMP to it: no UDP port to share
+                "0",
                 env=env,
             )
         except OSError as exc:

@@ -3,7 +3,8 @@
 Decodes the published video once, scales it per rendition and re-encodes with libx264
 (ultrafast, zerolatency); audio is copied into every rendition. One FFmpeg `hls` muxer
 writes all renditions (`var_stream_map`) and the master playlist with RESOLUTION,
-BANDWIDTH and CODECS, every playlist and segment through a temp file and a rename.
+BANDWIDTH and CODECS, every playlist and segment through a temp file and a rename. The same
+encoded packets also go to the LL-HLS output (origin/llhls.py), under `ll/`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from av.stream import Stream
 from av.video.frame import PictureType, VideoFrame
 from av.video.reformatter import Interpolation, VideoReformatter
 from av.video.stream import VideoStream
+
+from streamer.origin.llhls import LL_DIR, LlhlsOutput, UpdateCallback
 
 MASTER_PLAYLIST = "index.m3u8"
 MEDIA_PLAYLIST = "index.m3u8"  # inside each rendition's directory
@@ -82,7 +85,9 @@ def hls_options(out_dir: Path, names: list[str], with_audio: bool) -> dict[str, 
 class HlsLadder:
     """Feed it the source's packets in order; `close()` flushes and ends the playlists."""
 
-    def __init__(self, source: InputContainer, out_dir: Path) -> None:
+    def __init__(
+        self, source: InputContainer, out_dir: Path, on_ll_update: UpdateCallback | None = None
+    ) -> None:
         video_in = source.streams.video[0]
         self._video_in = video_in
         self._audio_in: AudioStream | None = (
@@ -107,6 +112,16 @@ class HlsLadder:
             self._audio_out = [
                 self._out.add_stream_from_template(self._audio_in) for _ in self.renditions
             ]
+        self._ll = LlhlsOutput(
+            out_dir / LL_DIR,
+            [
+                (r.name, r.width, r.height, r.video_bitrate, s)
+                for r, s in zip(self.renditions, self._encoders, strict=True)
+            ],
+            self._audio_in,
+            fps,
+            on_ll_update,
+        )
         self._last_video_pts: int | None = None
         self._last_audio_dts: int | None = None
         self.frames = 0
@@ -158,7 +173,7 @@ class HlsLadder:
 
     def _encode(self, frame: VideoFrame) -> None:
         keyframe = frame.key_frame
-        for stream, scaler in zip(self._encoders, self._scalers, strict=True):
+        for index, (stream, scaler) in enumerate(zip(self._encoders, self._scalers, strict=True)):
             # Area averaging keeps the timecode's black/white cells crisp when shrunk.
             scaled = scaler.reformat(
                 frame,
@@ -169,7 +184,12 @@ class HlsLadder:
             )
             scaled.pts, scaled.time_base = frame.pts, frame.time_base
             scaled.pict_type = PictureType.I if keyframe else PictureType.NONE
-            self._out.mux(stream.encode(scaled))
+            self._mux_video(index, stream.encode(scaled))
+
+    def _mux_video(self, index: int, packets: list[Packet[Stream]]) -> None:
+        for packet in packets:
+            self._ll.video(index, packet)  # copies it: muxing below takes the packet's data
+        self._out.mux(packets)
 
     def _push_audio(self, packet: Packet[Stream]) -> None:
         if packet.dts is None or packet.size == 0:
@@ -177,6 +197,7 @@ class HlsLadder:
         if self._last_audio_dts is not None and packet.dts <= self._last_audio_dts:
             return
         self._last_audio_dts = packet.dts
+        self._ll.audio(packet)
         for stream in self._audio_out:
             # Muxing takes the packet's data; each rendition needs its own copy.
             copy: Packet[Stream] = av.Packet(bytes(packet))
@@ -188,7 +209,10 @@ class HlsLadder:
     def close(self) -> None:
         """Flushes the encoders and writes the trailer (EXT-X-ENDLIST)."""
         try:
-            for stream in self._encoders:
-                self._out.mux(stream.encode(None))
+            for index, stream in enumerate(self._encoders):
+                self._mux_video(index, stream.encode(None))
         finally:
-            self._out.close()
+            try:
+                self._out.close()
+            finally:
+                self._ll.close()

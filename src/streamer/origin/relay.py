@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from streamer.origin.ladder import PLAYLIST_SEGMENTS, SEGMENT_SECONDS
+from streamer.origin.llhls import UpdateCallback
 from streamer.origin.rtmp_chunks import ChunkError
 from streamer.origin.rtmp_front import (
     FrontError,
@@ -87,9 +88,11 @@ class PublishRelay:
         self,
         hls_root: Path,
         retain_after_end: float = RETAIN_AFTER_END_S,
+        on_ll_update: UpdateCallback | None = None,
         whep: WhepHub | None = None,
     ) -> None:
         self._hls_root = hls_root
+        self.on_ll_update = on_ll_update  # LL-HLS rendition states, for blocking requests
         self._whep = whep  # also serves each publish over WHEP
         self._retain_after_end = retain_after_end
         self._active_keys: set[str] = set()
@@ -154,21 +157,21 @@ class PublishRelay:
         except TimeoutError:
             raise RejectedError(f"no publish command within {PUBLISH_WITHIN_S:g}s") from None
         try:
-            key = await self._claim(request)
+            key = await self.claim(stream_key(request.stream_name))
         except RejectedError as exc:
             refuse(writer, request, str(exc))
             raise
         try:
             await self._transcode(key, request, reader, writer, peer)
         finally:
-            self._active_keys.discard(key)
-            finished = self._finishing.pop(key, None)
-            if finished is not None:
-                finished.set()
-            self._schedule_removal(key)
+            self.release(key)
 
-    async def _claim(self, request: PublishRequest) -> str:
-        key = stream_key(request.stream_name)
+    def is_publishing(self, key: str) -> bool:
+        return key in self._active_keys
+
+    async def claim(self, key: str) -> str:
+        """Reserves `key` for one publish (any ingest protocol) and empties its directory;
+        RejectedError when it is publishing already. `release(key)` when it ends."""
         finishing = self._finishing.get(key)
         if finishing is not None:
             with contextlib.suppress(TimeoutError):
@@ -184,6 +187,14 @@ class PublishRelay:
         fresh_directory(self._hls_root / key)
         return key
 
+    def release(self, key: str) -> None:
+        """The publish of `key` has ended and its files are finished."""
+        self._active_keys.discard(key)
+        finished = self._finishing.pop(key, None)
+        if finished is not None:
+            finished.set()
+        self._schedule_removal(key)
+
     async def _transcode(
         self,
         key: str,
@@ -193,9 +204,13 @@ class PublishRelay:
         peer: str,
     ) -> None:
         exited = asyncio.Event()
-        feed = self._whep.feed(key) if self._whep is not None else None
         worker = PublishWorker(
-            free_loopback_port(), self._hls_root, key, _threadsafe(exited.set), feed
+            free_loopback_port(),
+            self._hls_root,
+            key,
+            _threadsafe(exited.set),
+            on_ll_update=self.on_ll_update,
+            feed=self._whep.feed(key) if self._whep is not None else None,
         )
         worker.start()
         try:

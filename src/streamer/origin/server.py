@@ -1,9 +1,10 @@
-"""`streamer origin`: a local live origin, RTMP in, an HLS ladder out, over HTTP.
+"""`streamer origin`: a local live origin, RTMP or SRT in, an HLS ladder and WHEP out.
 
-Publish to rtmp://HOST:RTMP_PORT/live/KEY (any app, any plain key); play
-http://HOST:HTTP_PORT/hls/KEY/index.m3u8, or over WebRTC through WHEP at
-http://HOST:HTTP_PORT/whep/KEY (see webrtc.py). One asyncio loop runs the RTMP relay and the
-HTTP server; each accepted publish is transcoded in its own thread (see relay.py,
+Publish to rtmp://HOST:RTMP_PORT/live/KEY (any app, any plain key) or to
+srt://HOST:SRT_PORT?streamid=KEY (MPEG-TS); play http://HOST:HTTP_PORT/hls/KEY/index.m3u8,
+or over WebRTC through WHEP at http://HOST:HTTP_PORT/whep/KEY (see webrtc.py).
+One asyncio loop runs the RTMP relay, the SRT front (srt_front.py) and the HTTP server;
+each accepted publish is transcoded in its own thread (see relay.py,
 worker.py). A finished session's files are removed a playlist's length after it ends.
 Runs until SIGTERM or SIGINT (or, started by the monitor, until the monitor is gone),
 then ends every publish (their playlists get EXT-X-ENDLIST), removes its files and
@@ -30,7 +31,9 @@ from aiohttp import web
 
 from streamer.exit_codes import EXIT_FAILURE, EXIT_OK
 from streamer.origin.http import hls_app
+from streamer.origin.llhls_http import LiveUpdates
 from streamer.origin.relay import PublishRelay
+from streamer.origin.srt_front import SrtFront
 from streamer.origin.webrtc import WhepHub
 from streamer.webrtc.ice import is_loopback_url
 
@@ -41,6 +44,7 @@ log = logging.getLogger("streamer.origin")
 PARENT_PID_ENV = "STREAMER_ORIGIN_PARENT_PID"
 # Where to write the HLS files, when the caller wants to know (and clean up after a kill).
 HLS_DIR_ENV = "STREAMER_ORIGIN_HLS_DIR"
+DEFAULT_SRT_PORT = 2935  # Livepeer's SRT port
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,8 @@ class OriginConfig:
     host: str = "127.0.0.1"
     rtmp_port: int = 1935
     http_port: int = 8080
+    srt_port: int = 0  # 0: no SRT port
+    srt_optional: bool = False  # the default port: taken, the origin runs without SRT
 
 
 class Origin:
@@ -56,25 +62,44 @@ class Origin:
     def __init__(self, config: OriginConfig, root: Path) -> None:
         self.config = config
         self.hls_root = root
+        self._ll_updates = LiveUpdates()  # LL-HLS: fed by the transcoding threads
         self.whep = WhepHub(loopback=is_loopback_url(f"http://{config.host}/"))
-        self._relay = PublishRelay(root, whep=self.whep)
+        self._relay = PublishRelay(root, on_ll_update=self._ll_updates.update, whep=self.whep)
+        self._srt = (
+            SrtFront(self._relay, root, config.host, config.srt_port) if config.srt_port else None
+        )
         self._rtmp: asyncio.Server | None = None
         self._http: web.AppRunner | None = None
 
     async def start(self) -> None:
+        self._ll_updates.attach(asyncio.get_running_loop())
         # RTMP first: whoever waits for the HTTP port may publish as soon as it answers.
         self._rtmp = await asyncio.start_server(
             self._relay.handle, self.config.host, self.config.rtmp_port
         )
-        app = hls_app(self.hls_root)
+        if self._srt is not None:
+            try:
+                self._srt.start()
+            except OSError as exc:
+                if not self.config.srt_optional:
+                    raise
+                log.warning("no SRT port (%s): RTMP only", exc)
+                self._srt = None
+        app = hls_app(self.hls_root, self._ll_updates)
         self.whep.add_routes(app)
         self._http = web.AppRunner(app, access_log=None)
         await self._http.setup()
         await web.TCPSite(self._http, self.config.host, self.config.http_port).start()
 
+    @property
+    def serves_srt(self) -> bool:
+        return self._srt is not None
+
     async def stop(self) -> None:
         if self._rtmp is not None:
             self._rtmp.close()
+        if self._srt is not None:
+            await self._srt.close()
         await self._relay.close()
         await self.whep.close()
         if self._http is not None:
@@ -100,6 +125,12 @@ async def run_origin(config: OriginConfig) -> int:
             config.host,
             config.http_port,
         )
+        if origin.serves_srt:
+            log.info(
+                "listening: srt://%s:%d?streamid=<key> (MPEG-TS) -> the same HLS",
+                config.host,
+                config.srt_port,
+            )
         log.info("HLS files in %s (removed at exit)", root)
         await _wait_for_stop_signal()
         log.info("stopping")
@@ -177,5 +208,11 @@ def origin_command(args: argparse.Namespace) -> int:
     # aiortc and aioice narrate every connectivity check at INFO.
     for name in ("aioice", "aiortc"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    config = OriginConfig(host=args.host, rtmp_port=args.rtmp_port, http_port=args.http_port)
+    config = OriginConfig(
+        host=args.host,
+        rtmp_port=args.rtmp_port,
+        http_port=args.http_port,
+        srt_port=DEFAULT_SRT_PORT if args.srt_port is None else args.srt_port,
+        srt_optional=args.srt_port is None,
+    )
     return asyncio.run(run_origin(config))

@@ -19,6 +19,7 @@ import av
 from av.container import InputContainer
 
 from streamer.origin.ladder import HlsLadder
+from streamer.origin.llhls import UpdateCallback
 
 if TYPE_CHECKING:
     from streamer.origin.webrtc import MediaFeed
@@ -47,10 +48,12 @@ class PublishWorker(threading.Thread):
         hls_root: Path,
         key: str,
         on_exit: Callable[[], None],
+        on_ll_update: UpdateCallback | None = None,
         feed: MediaFeed | None = None,
     ) -> None:
         super().__init__(name=f"origin-publish-{port}", daemon=True)
         self.port = port
+        self._on_ll_update = on_ll_update
         self._feed = feed  # the WHEP output's, when the origin serves WHEP
         self._on_exit = on_exit  # called from this thread, last
         self._out_dir = hls_root / key  # emptied by the relay when it accepted the key
@@ -86,7 +89,7 @@ class PublishWorker(threading.Thread):
             return
         self.started_at = time.monotonic()
         try:
-            ladder = HlsLadder(source, self._out_dir)
+            ladder = HlsLadder(source, self._out_dir, self._on_ll_update)
         except (av.FFmpegError, OSError, ValueError) as exc:
             self.error = f"cannot start transcoding: {_describe(exc)}"
             return

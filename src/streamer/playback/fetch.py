@@ -166,14 +166,23 @@ class Fetcher:
         if resolver is not None:
             await resolver.close()
 
-    async def get(self, url: str, object_type: str, max_bytes: int, retry: bool = True) -> Fetched:
+    async def get(
+        self,
+        url: str,
+        object_type: str,
+        max_bytes: int,
+        retry: bool = True,
+        byterange: tuple[int, int | None] | None = None,
+    ) -> Fetched:
+        """`byterange`: (offset, length or None: to the end), sent as a Range header (an
+        LL-HLS part inside a larger resource)."""
         attempts = 1 + (self._policy.retries if retry else 0)
         last: FetchError | None = None
         for attempt in range(attempts):
             if attempt:
                 await asyncio.sleep(self._policy.retry_delay_seconds * attempt)
             try:
-                return await self._get_once(url, object_type, max_bytes)
+                return await self._get_once(url, object_type, max_bytes, byterange)
             except FetchError as exc:
                 if not exc.retryable:
                     raise
@@ -201,10 +210,22 @@ class Fetcher:
         if reason is not None:
             raise FetchRefusedError(object_type, reason)
 
-    async def _get_once(self, url: str, object_type: str, max_bytes: int) -> Fetched:
+    async def _get_once(
+        self,
+        url: str,
+        object_type: str,
+        max_bytes: int,
+        byterange: tuple[int, int | None] | None = None,
+    ) -> Fetched:
         policy = self._policy
         timeout = aiohttp.ClientTimeout(connect=policy.connect_timeout_seconds)
         custom = dict(self._headers()) if self._headers else {}
+        ranged = {}
+        if byterange is not None:
+            start, length = byterange
+            end = "" if length is None else str(start + length - 1)
+            ranged = {"Range": f"bytes={start}-{end}"}
+            custom.update(ranged)
         try:
             hop = URL(url)
         except ValueError:
@@ -217,7 +238,7 @@ class Fetcher:
                     self._check_hop(hop, object_type)
                     self.requests += 1
                     # Another origin gets no token, whatever sent us there.
-                    headers = custom if _origin(hop) == origin else {}
+                    headers = custom if _origin(hop) == origin else ranged
                     async with self._http().get(
                         hop, timeout=timeout, headers=headers, allow_redirects=False
                     ) as response:

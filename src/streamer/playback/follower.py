@@ -19,7 +19,9 @@ import time
 from dataclasses import dataclass
 from typing import Protocol
 
+from streamer.playback.decoding import EVERY_FRAME, RenditionDecoding
 from streamer.playback.fetch import MAX_SEGMENT_BYTES, Fetched, Fetcher, FetchError
+from streamer.playback.llhls import PartFetch, PartFollower, playlist_problems
 from streamer.playback.playlist import (
     MAX_PLAYLIST_BYTES,
     MasterPlaylist,
@@ -45,6 +47,11 @@ MAX_INIT_BYTES = 2 << 20
 _DEFAULT_TARGET = 2.0  # before a playlist said anything
 _STARTUP_BACKOFF_CAP = 0.25  # before a rendition's first playlist: its start is being timed
 UNHELD_BLOCKING_RELOAD = "unheld_blocking_reload"  # an anomaly (counted, not a failure)
+# A failure: a blocking reload held past what RFC 8216bis allows (3 x the target duration);
+# a player waiting on it stalls.
+BLOCKING_RELOAD_VIOLATION = "blocking_reload_violation"
+_HOLD_LIMIT_TARGETS = 3
+_HOLD_SLACK_SECONDS = 0.5  # the network and the server's own work
 MEDIA_PLAYLIST = "media playlist"
 
 
@@ -70,6 +77,9 @@ class SegmentFetch:
 class FollowerObserver(Protocol):
     def on_playlist(self, rendition: str, playlist: MediaPlaylist, fetched_at: float) -> None: ...
     def on_segment(self, fetch: SegmentFetch) -> None: ...
+
+    def on_part(self, fetch: PartFetch) -> None:
+        """An LL-HLS part, downloaded and analysed (only for playlists listing parts)."""
 
     def on_error(
         self, rendition: str | None, kind: str, detail: str, source: str | None = None
@@ -112,8 +122,13 @@ class RenditionFollower:
         self.scheduler: PollScheduler | None = None
         self.playlist_requests = 0
         self.ended = False  # the playlist carried EXT-X-ENDLIST
+        # Which segments are decoded frame by frame (set by the playback's decode plan).
+        self.decoding: RenditionDecoding = EVERY_FRAME
         # (body, URL, playlist) of the last poll: an unchanged playlist is not parsed again.
         self._last_parsed: tuple[bytes, str, MasterPlaylist | MediaPlaylist] | None = None
+        # LL-HLS: created once a playlist lists parts; a plain stream never has one.
+        self.parts: PartFollower | None = None
+        self._ll_problems: set[str] = set()
 
     @property
     def unheld_blocking_reloads(self) -> int:
@@ -128,9 +143,13 @@ class RenditionFollower:
             with contextlib.suppress(asyncio.CancelledError):
                 await downloader
             self._init_cache.clear()
+            if self.parts is not None:
+                await self.parts.stop()
 
     async def wait_downloads(self) -> None:
         await self._queue.join()
+        if self.parts is not None:
+            await self.parts.wait_downloads()
 
     async def _poll_loop(self) -> None:
         url_with_msn: str | None = None
@@ -142,6 +161,8 @@ class RenditionFollower:
                 url_with_msn = None
                 continue
             fetched, playlist = polled
+            if blocking_request:
+                self._check_hold(fetched)
             self._failures = 0
             self._got_playlist = True
             playlist, implausible = self._targets.apply(playlist)
@@ -153,12 +174,16 @@ class RenditionFollower:
                 await asyncio.sleep(self._poll_step)
                 continue
             new = self._take_new(playlist, fetched)
+            new_parts = self._take_parts(playlist, fetched)
             self._observer.on_playlist(self.name, playlist, fetched.completed_at)
             if implausible is not None:
                 self._observer.on_error(self.name, "playlist_error", implausible)
+            self._report_ll_problems(playlist)
             if playlist.endlist:
                 self.ended = True
-            url_with_msn = await self._wait_for_next_poll(playlist, fetched, new, blocking_request)
+            url_with_msn = await self._wait_for_next_poll(
+                playlist, fetched, new, blocking_request, bool(new_parts)
+            )
 
     async def _poll(self, url_with_msn: str | None) -> tuple[Fetched, MediaPlaylist] | None:
         """The media playlist, fetched and parsed; None after a failure (reported, and
@@ -202,11 +227,49 @@ class RenditionFollower:
         self._last_parsed = (body, self.url, playlist)
         return playlist
 
+    def _report_ll_problems(self, playlist: MediaPlaylist) -> None:
+        if not playlist.parts and not playlist.part_inf_declared:
+            return  # not LL-HLS: nothing to check, at no cost
+        for problem in playlist_problems(playlist):
+            if problem not in self._ll_problems:  # once per rendition: a state, not events
+                self._ll_problems.add(problem)
+                self._observer.on_error(self.name, "playlist_error", problem)
+
+    def _check_hold(self, fetched: Fetched) -> None:
+        held = fetched.received_monotonic - fetched.sent_monotonic
+        limit = _HOLD_LIMIT_TARGETS * self._target + _HOLD_SLACK_SECONDS
+        if held > limit:
+            self._observer.on_error(
+                self.name,
+                BLOCKING_RELOAD_VIOLATION,
+                f"a blocking playlist reload was held {held:.1f}s "
+                f"(at most {_HOLD_LIMIT_TARGETS} x target duration: {limit:.1f}s)",
+            )
+
+    def _take_parts(self, playlist: MediaPlaylist, fetched: Fetched) -> bool:
+        """LL-HLS: hands the playlist to the part follower (created with the first part
+        listed); whether it listed a new part."""
+        if self.parts is None:
+            if not playlist.parts:
+                return False
+            self.parts = PartFollower(
+                self.name, self._fetcher, self._observer, lambda uri: self._init_section(uri, True)
+            )
+            self.parts.start()
+        return bool(self.parts.on_playlist(playlist, fetched))
+
     async def _wait_for_next_poll(
-        self, playlist: MediaPlaylist, fetched: Fetched, new: list[Segment], blocking: bool
+        self,
+        playlist: MediaPlaylist,
+        fetched: Fetched,
+        new: list[Segment],
+        blocking: bool,
+        new_part: bool = False,
     ) -> str | None:
         """Waits until the next poll is due; its URL when it is a blocking reload (LL-HLS).
-        `blocking`: whether `fetched` answered a blocking reload."""
+        `blocking`: whether `fetched` answered a blocking reload; `new_part`: whether it
+        listed a new LL-HLS part."""
+        progressed = bool(new) or new_part
         scheduler = self._scheduler()
         scheduler.observe(
             fetched.received_monotonic,
@@ -216,7 +279,7 @@ class RenditionFollower:
         )
         floor = blocking_floor(self._target, playlist.part_target)
         if blocking and self._blocking.answered(
-            fetched.sent_monotonic, fetched.received_monotonic, bool(new), floor
+            fetched.sent_monotonic, fetched.received_monotonic, progressed, floor
         ):
             self._observer.on_anomaly(self.name, UNHELD_BLOCKING_RELOAD)
             if self._blocking.abandoned:
@@ -224,19 +287,21 @@ class RenditionFollower:
                     "rendition %s: the server answers blocking reloads at once; polling",
                     self.name,
                 )
-        if (
-            playlist.can_block_reload
-            and playlist.last_sequence is not None
-            and not self._blocking.abandoned
-        ):
-            # LL-HLS: the server holds the answer until the next segment exists; the floor
-            # holds us back when it does not.
+        query = self.parts.blocking_query(playlist) if self.parts is not None else None
+        if query is None and playlist.last_sequence is not None:
+            query = f"_HLS_msn={playlist.last_sequence + 1}"
+        if playlist.can_block_reload and query is not None and not self._blocking.abandoned:
+            # LL-HLS: the server holds the answer until the next segment (or part) exists;
+            # the floor holds us back when it does not.
             separator = "&" if "?" in self.url else "?"
-            url_with_msn = f"{self.url}{separator}_HLS_msn={playlist.last_sequence + 1}"
             await asyncio.sleep(max(0.0, fetched.sent_monotonic + floor - time.monotonic()))
-            return url_with_msn
+            return f"{self.url}{separator}{query}"
         now = time.monotonic()
-        await asyncio.sleep(max(0.0, scheduler.next_poll(now) - now))
+        due = scheduler.next_poll(now)
+        if self.parts is not None and playlist.part_target:
+            # Parts without blocking reloads: polled as players do, every half part.
+            due = now + max(playlist.part_target / 2, floor)
+        await asyncio.sleep(max(0.0, due - now))
         return None
 
     async def _after_failure(self, minimum: float = 0.0) -> None:
@@ -319,7 +384,7 @@ class RenditionFollower:
             )
         self._segment_failures = 0
         try:
-            analysis = await analyse_segment(fetched.body, init)
+            analysis = await analyse_segment(fetched.body, init, self.decoding.mode)
         except SegmentDecodeError as exc:
             return result(
                 fetched.completed_at,

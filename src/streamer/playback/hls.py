@@ -15,13 +15,16 @@ import time
 from collections.abc import Mapping
 
 from streamer.playback.base import PlaybackObserver, PlaybackOptions
+from streamer.playback.decoding import DecodePlan
 from streamer.playback.fetch import Fetcher, FetchError
 from streamer.playback.follower import RenditionFollower, SegmentFetch
+from streamer.playback.llhls import PartFetch
 from streamer.playback.playlist import (
     MAX_PLAYLIST_BYTES,
     MasterPlaylist,
     MediaPlaylist,
     PlaylistError,
+    Variant,
     rendition_names,
 )
 from streamer.playback.workers import parse_playlist
@@ -55,6 +58,7 @@ class HlsPlayback:
         self._over_cap_reported = False
         self._error_tags_seen: set[tuple[str | None, str]] = set()
         self._last_error: str | None = None
+        self._decode_plan = DecodePlan()
 
     @property
     def last_error(self) -> str | None:
@@ -85,6 +89,7 @@ class HlsPlayback:
             return
         if isinstance(top, MediaPlaylist):
             self._follow(SINGLE_RENDITION, self._url, None, None, None)
+            self._followers[SINGLE_RENDITION].decoding = self._decode_plan.single()
             await asyncio.gather(*self._tasks.values())
             return
         self._on_master(top)
@@ -138,6 +143,7 @@ class HlsPlayback:
             self._report_error_tag(None, master.error)
         master = self._within_cap(master)
         names = rendition_names(master.variants)
+        present: dict[str, Variant] = {}
         for name, variant in zip(names, master.variants, strict=True):
             self._absent_since.pop(name, None)
             follower = self._followers.get(name)
@@ -149,8 +155,23 @@ class HlsPlayback:
             elif follower.url != variant.uri:
                 log.info("rendition %s moved to a new URI; following it there", name)
                 follower.url = variant.uri
+            if name in self._followers:
+                present[name] = variant
+        self._plan_decoding(present)
         self._retire_absent(set(names))
         self._observer.on_master(master, names, now)
+
+    def _plan_decoding(self, present: dict[str, Variant]) -> None:
+        """Which renditions are decoded frame by frame (see playback/decoding.py)."""
+        primary = self._decode_plan.primary
+        for name, decoding in self._decode_plan.assign(present).items():
+            self._followers[name].decoding = decoding
+        if self._decode_plan.primary != primary and self._decode_plan.primary is not None:
+            log.info(
+                "decoding every frame of rendition %s; keyframes of the others (%s mode)",
+                self._decode_plan.primary,
+                self._decode_plan.policy,
+            )
 
     def _within_cap(self, master: MasterPlaylist) -> MasterPlaylist:
         """The master's first `max_renditions` variants: each followed rendition costs
@@ -227,6 +248,9 @@ class HlsPlayback:
 
     def on_segment(self, fetch: SegmentFetch) -> None:
         self._observer.on_segment(fetch)
+
+    def on_part(self, fetch: PartFetch) -> None:
+        self._observer.on_part(fetch)
 
     def on_error(
         self, rendition: str | None, kind: str, detail: str, source: str | None = None

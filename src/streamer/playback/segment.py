@@ -32,7 +32,7 @@ import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Literal, Protocol
+from typing import Literal
 
 import av
 import numpy as np
@@ -43,11 +43,11 @@ from streamer.testsignal import timecode
 DecodeMode = Literal["full", "keyframe"]
 DECODE_MODES: tuple[DecodeMode, ...] = ("full", "keyframe")
 # Estimating the frame rate while opening decodes frames nobody uses (half the cost of
-# opening a 2 s segment): the frame rate here comes from the frames' PTS instead. Keyframe
-# mode also skips probing the rest: streams and codecs are declared by the container, and
-# the decoders read their parameters from the bitstream.
+# opening a 2 s segment): the frame rate here comes from the frames' PTS instead. The rest
+# of the probe stays, in both modes: without it FFmpeg's MPEG-TS demuxer hands over a PES
+# of several AAC frames (what FFmpeg's own muxer writes) as one packet of one frame's
+# duration, and the audio looks full of holes.
 _OPEN_OPTIONS = {"fpsprobesize": "0"}
-_KEYFRAME_OPEN_OPTIONS = {**_OPEN_OPTIONS, "probesize": "32", "analyzeduration": "0"}
 
 MAX_VIDEO_FRAMES = 3600  # 60 s at 60 fps
 MAX_PACKETS = 50_000  # video and audio together
@@ -215,7 +215,14 @@ _QUIET_SECONDS = 0.05
 _MIN_PEAK = 0.02  # quieter than this is silence: no bursts
 _MAX_AUDIO_WINDOWS = 120_000  # 2 minutes of envelope: bounds the memory a segment can cost
 _MAX_ONSETS = 256
-_MAX_AUDIO_SAMPLES = _MAX_AUDIO_WINDOWS * 48  # keyframe mode counts samples, not windows
+# Keyframe mode decodes the audio this close to a keyframe only: the A/V check's pairing
+# window (0.45 s) plus the quiet that must precede a burst (_QUIET_SECONDS).
+_AUDIO_AROUND_MARKER_SECONDS = 0.5
+# Keyframe mode decodes a segment in full when this many packets in a row are no larger
+# than a picture whose every macroblock is skipped (about a bit per macroblock, and the
+# NAL and slice headers): what many encoders emit for a frozen picture.
+_STILL_PACKETS = 2
+_STILL_PACKET_BYTES = 64
 
 # (start PTS, window length, peak level of each window) of one channel.
 _Envelope = tuple[float, float, npt.NDArray[np.float32]]
@@ -338,9 +345,29 @@ def analyse(
     except (av.FFmpegError, ValueError, OSError, IndexError, MemoryError) as exc:
         raise SegmentDecodeError(f"undecodable segment: {exc.__class__.__name__}") from None
     frames = video.frames()
-    if frames is None:  # keyframe mode decoded no keyframe: decode it all
+    if frames is None or video.looks_still:
+        # Keyframe mode decoded no keyframe, or packets look like a picture standing
+        # still between keyframes: every frame decides.
         return analyse(data, init, "full")
     return _summary(codec, video, frames, audio)
+
+
+def analyse_part(data: bytes, init: bytes | None = None) -> SegmentAnalysis:
+    """Demuxes an LL-HLS part: its keyframes decoded and read, like `keyframe` mode; a part
+    without one (most parts start mid-GOP, undecodable alone) has its frames known by PTS
+    only (`timecodes` all None), to be placed from an earlier part's timecode."""
+    if not data:
+        raise SegmentDecodeError("empty part")
+    video = _KeyframeVideo()
+    try:
+        codec, audio = _demux(
+            io.BytesIO((init or b"") + data), container_format(init or data), video
+        )
+    except SegmentDecodeError:
+        raise
+    except (av.FFmpegError, ValueError, OSError, IndexError, MemoryError) as exc:
+        raise SegmentDecodeError(f"undecodable part: {exc.__class__.__name__}") from None
+    return _summary(codec, video, video.frames() or video.packet_frames(), audio)
 
 
 def _demux(source: io.BytesIO, demuxer: str, video: _VideoTrack) -> tuple[str, AudioInfo | None]:
@@ -354,7 +381,7 @@ def _demux(source: io.BytesIO, demuxer: str, video: _VideoTrack) -> tuple[str, A
         video.prepare(vstream)
         audio = None
         if container.streams.audio:
-            audio = _AudioTrack(container.streams.audio[0], video.audio_levels())
+            audio = _AudioTrack(container.streams.audio[0], windowed=video.audio_windowed)
         streams = [vstream] + ([audio.stream] if audio is not None else [])
         for packet in container.demux(streams):
             budget.packet()
@@ -362,7 +389,9 @@ def _demux(source: io.BytesIO, demuxer: str, video: _VideoTrack) -> tuple[str, A
                 video.add(packet, budget)
             elif audio is not None:
                 audio.add(packet)
-        return vstream.codec_context.name, audio.info() if audio is not None else None
+        if audio is None:
+            return vstream.codec_context.name, None
+        return vstream.codec_context.name, audio.info(video.audio_windows())
 
 
 def _summary(
@@ -406,8 +435,14 @@ class _VideoTrack(ABC):
     def frames(self) -> _Frames | None:
         """The frames seen; None when this mode could read no timecode at all."""
 
-    @abstractmethod
-    def audio_levels(self) -> _AudioLevels: ...
+    # Whether only some audio is decoded: what `audio_windows` names, once the video is in.
+    audio_windowed = False
+    # Whether the packets suggest a still picture that this mode cannot see.
+    looks_still = False
+
+    def audio_windows(self) -> list[tuple[float, float]] | None:
+        """PTS ranges (seconds) whose audio the A/V check can use; None: all of it."""
+        return None
 
     def _read(self, frame: av.VideoFrame, budget: _Budget) -> int | None:
         budget.frame(frame.width, frame.height)
@@ -426,7 +461,9 @@ class _FullVideo(_VideoTrack):
         self._codes: list[int | None] = []
 
     def prepare(self, stream: av.VideoStream) -> None:
-        stream.thread_type = "SLICE"
+        # One thread: segments are decoded side by side on the analysis pool already, and
+        # a decoder's own threads cost more to start and feed than they save at these sizes.
+        stream.thread_count = 1
 
     def add(self, packet: av.Packet[av.stream.Stream], budget: _Budget) -> None:
         for frame in packet.decode():
@@ -439,34 +476,50 @@ class _FullVideo(_VideoTrack):
     def frames(self) -> _Frames:
         return self._pts, self._codes
 
-    def audio_levels(self) -> _AudioLevels:
-        return _FrameEnvelopes()
-
 
 class _KeyframeVideo(_VideoTrack):
     """`keyframe` mode: keyframes decoded and read; every other frame known by its PTS."""
 
-    open_options = _KEYFRAME_OPEN_OPTIONS
+    open_options = _OPEN_OPTIONS
 
     def __init__(self) -> None:
         super().__init__()
         self._packet_pts: list[int] = []  # every video packet's
         self._key_codes: dict[int, int | None] = {}  # PTS -> timecode read
         self._time_base: Fraction | None = None
+        self._still_bytes = _STILL_PACKET_BYTES
+        self._small_run = 0  # packets in a row no larger than that
 
     def prepare(self, stream: av.VideoStream) -> None:
         stream.thread_count = 1  # one frame: starting decoder threads costs more
         self._time_base = stream.time_base
+        self.width = stream.codec_context.width or 0  # a part may have no frame to decode
+        self.height = stream.codec_context.height or 0
+        self._still_bytes = max(_STILL_PACKET_BYTES, self.width * self.height // 256 // 8)
+        self._small_run = 0
 
     def add(self, packet: av.Packet[av.stream.Stream], budget: _Budget) -> None:
         if packet.pts is None or self._time_base is None:
             return
         self._packet_pts.append(packet.pts)
         if not packet.is_keyframe:
+            # An encoder fed the same picture again codes its macroblocks as skipped: a
+            # packet of a few bytes. The test picture moves all over, every frame.
+            self._small_run = self._small_run + 1 if packet.size <= self._still_bytes else 0
+            if self._small_run >= _STILL_PACKETS:
+                self.looks_still = True
             return  # never decoded: known by its PTS only
         for frame in packet.decode():
             if isinstance(frame, av.VideoFrame) and frame.pts is not None:
                 self._key_codes[frame.pts] = self._read(frame, budget)
+
+    def packet_frames(self) -> _Frames:
+        """Every frame by its packet's PTS, a timecode where a keyframe was read."""
+        time_base = self._time_base or Fraction(1, 90_000)
+        return (
+            [float(p * time_base) for p in self._packet_pts],
+            [self._key_codes.get(p) for p in self._packet_pts],
+        )
 
     def frames(self) -> _Frames | None:
         if not self._key_codes or self._time_base is None:
@@ -477,51 +530,29 @@ class _KeyframeVideo(_VideoTrack):
             [self._key_codes.get(p) for p in self._packet_pts],
         )
 
-    def audio_levels(self) -> _AudioLevels:
-        return _MergedEnvelopes()
+    audio_windowed = True
 
-
-class _AudioLevels(Protocol):
-    """Reads the loudness of decoded audio frames, up to `limit` (a memory bound)."""
-
-    @property
-    def limit(self) -> int: ...
-
-    def add(self, frame: av.AudioFrame) -> int:
-        """Reads one frame; how much it added towards `limit`."""
-        ...
-
-    def envelopes(self) -> list[_Envelope]: ...
-
-
-class _FrameEnvelopes:
-    """Each frame's envelope on its own (`full` mode)."""
-
-    @property
-    def limit(self) -> int:
-        return _MAX_AUDIO_WINDOWS
-
-    def __init__(self) -> None:
-        self._envelopes: list[_Envelope] = []
-
-    def add(self, frame: av.AudioFrame) -> int:
-        envelope = _envelope(frame)
-        if envelope is None:
-            return 0
-        self._envelopes.append(envelope)
-        return len(envelope[2])
-
-    def envelopes(self) -> list[_Envelope]:
-        return self._envelopes
+    def audio_windows(self) -> list[tuple[float, float]] | None:
+        """Around each keyframe, and the segment's tail (around the next one): the only
+        markers the A/V check has here are keyframes, and it pairs a burst with a marker
+        only within PAIRING_WINDOW_SECONDS (0.45 s), after _QUIET_SECONDS of quiet."""
+        if self._time_base is None or not self._packet_pts:
+            return None
+        time_base = self._time_base
+        keys = [float(p * time_base) for p in self._key_codes]
+        end = float(max(self._packet_pts) * time_base)
+        around = _AUDIO_AROUND_MARKER_SECONDS
+        return [(key - around, key + around) for key in keys] + [(end - around, math.inf)]
 
 
 class _MergedEnvelopes:
-    """The first channel's samples, one envelope per run of back-to-back frames (`keyframe`
-    mode: fewer numpy calls)."""
+    """The first channel's samples, one envelope per run of back-to-back frames (one numpy
+    pass per run, not per frame)."""
 
     @property
     def limit(self) -> int:
-        return _MAX_AUDIO_SAMPLES
+        """Samples kept at most: _MAX_AUDIO_WINDOWS at 48 kHz."""
+        return _MAX_AUDIO_WINDOWS * 48
 
     def __init__(self) -> None:
         self._chunks: list[_Chunk] = []
@@ -538,19 +569,25 @@ class _MergedEnvelopes:
 
 
 class _AudioTrack:
-    """The audio packets' timing, and the loudness of as much audio as `levels` keeps."""
+    """The audio packets' timing, and the loudness of as much audio as the A/V check uses:
+    all of it, or (`windowed`) only packets in the windows `info` is given, once the video
+    says where its markers are."""
 
-    def __init__(self, stream: av.AudioStream, levels: _AudioLevels) -> None:
+    def __init__(self, stream: av.AudioStream, *, windowed: bool = False) -> None:
         self.stream = stream
         # A float time base: Fraction arithmetic per packet costs more than the rest of the
         # packet's handling.
         self._seconds = float(stream.time_base) if stream.time_base is not None else None
-        self._levels = levels
+        self._levels = _MergedEnvelopes()
         self._level_count = 0
         self._first: float | None = None
         self._end: float | None = None
         self._total = 0.0
         self._gap = 0.0
+        # Windowed: (start, end, packet) of every packet, decoded in `info`.
+        self._held: list[tuple[float, float, av.Packet[av.stream.Stream]]] | None = (
+            [] if windowed else None
+        )
 
     def add(self, packet: av.Packet[av.stream.Stream]) -> None:
         if packet.pts is None or self._seconds is None:
@@ -563,14 +600,45 @@ class _AudioTrack:
             self._gap = max(self._gap, start - self._end)
         self._end = start + length
         self._total += length
-        if self._level_count < self._levels.limit:
-            for frame in packet.decode():
-                if isinstance(frame, av.AudioFrame):
-                    self._level_count += self._levels.add(frame)
+        if self._held is not None:
+            self._held.append((start, start + length, packet))
+        else:
+            self._decode(packet)
 
-    def info(self) -> AudioInfo | None:
+    def _decode(self, packet: av.Packet[av.stream.Stream], keep: bool = True) -> None:
+        if self._level_count >= self._levels.limit:
+            return
+        for frame in packet.decode():
+            if keep and isinstance(frame, av.AudioFrame):
+                self._level_count += self._levels.add(frame)
+
+    def _decode_windows(self, windows: list[tuple[float, float]]) -> bool:
+        """Decodes the held packets that overlap a window; whether the first was one."""
+        assert self._held is not None
+        previous = -2
+        for index, (start, end, packet) in enumerate(self._held):
+            if not any(start < high and end > low for low, high in windows):
+                continue
+            if index > 0 and index != previous + 1:
+                # After a skip the decoder's overlap is stale: the packet before primes it.
+                self._decode(self._held[index - 1][2], keep=False)
+            self._decode(packet)
+            previous = index
+        return bool(self._held) and any(
+            self._held[0][0] < high and self._held[0][1] > low for low, high in windows
+        )
+
+    def info(self, windows: list[tuple[float, float]] | None = None) -> AudioInfo | None:
         if self._first is None:
             return None
+        starts_decoded = True
+        if self._held is not None:
+            if windows is None:
+                for _, _, packet in self._held:
+                    self._decode(packet)
+            else:
+                starts_decoded = self._decode_windows(windows)
+            self._held = None
         bursts = _burst_onsets(self._levels.envelopes())
         return AudioInfo(
             codec=self.stream.codec_context.name,
@@ -579,6 +647,7 @@ class _AudioTrack:
             gap_seconds=self._gap,
             end_pts=self._end,
             burst_onsets=tuple(bursts.onsets),
-            leading_loud=bursts.leading_loud,
+            # A burst at the start counts only when the audio was decoded from its start.
+            leading_loud=bursts.leading_loud if starts_decoded else None,
             quiet_end_seconds=bursts.quiet_end_seconds,
         )

@@ -18,7 +18,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from streamer.playback.playlist import MasterPlaylist, MediaPlaylist, parse
-from streamer.playback.segment import SegmentAnalysis, analyse
+from streamer.playback.segment import DecodeMode, SegmentAnalysis, analyse, analyse_part
 
 INLINE_PARSE_BYTES = 64 << 10
 
@@ -61,7 +61,15 @@ async def parse_playlist(body: bytes, uri: str) -> MasterPlaylist | MediaPlaylis
     return await loop.run_in_executor(parsing_pool(), _decode_and_parse, body, uri)
 
 
-async def analyse_segment(data: bytes, init: bytes | None) -> SegmentAnalysis:
+async def analyse_part_bytes(data: bytes, init: bytes | None) -> SegmentAnalysis:
+    """Analyses an LL-HLS part on the analysis pool (raises SegmentDecodeError)."""
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(analysis_pool(), analyse_part, data, init)
+
+
+async def analyse_segment(
+    data: bytes, init: bytes | None, mode: DecodeMode | None = None
+) -> SegmentAnalysis:
     """Analyses a segment on the analysis pool (raises SegmentDecodeError)."""
     loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(analysis_pool(), analyse, data, init)
+    return await loop.run_in_executor(analysis_pool(), analyse, data, init, mode)

@@ -1,6 +1,6 @@
 """The ingest seam: publish the test signal to a target and keep a send log.
 
-An ingest protocol (RTMP/RTMPS today; SRT and WebRTC WHIP next) is one module that
+An ingest protocol (RTMP/RTMPS, SRT; WebRTC WHIP next) is one module that
 implements `IngestProtocol`, registered in `publish/registry.py` under its URL schemes. The
 session only ever sees the `Ingest` it opens: connect, publish until told to stop, close,
 and a send log mapping every frame to the wall-clock time it left. A failure of the
@@ -21,11 +21,23 @@ from streamer.testsignal.clip import ClipSpec
 
 
 @dataclass(frozen=True, kw_only=True)
+class LinkSample:
+    """The ingest link as the sender sees it, sampled while publishing (SRT has it)."""
+
+    at: float
+    rtt_seconds: float
+    packets_retransmitted: int  # since the previous sample
+    packets_dropped: int  # since the previous sample: too late to send, past the latency
+    send_buffer_bytes: int  # sent but not yet acknowledged
+
+
+@dataclass(frozen=True, kw_only=True)
 class IngestOptions:
     connect_timeout_seconds: float = 10.0
     io_timeout_seconds: float = 10.0
     tls_ca_file: str | None = None  # a private CA for TLS ingest (RTMPS)
     faults: FaultInjection | None = None  # test-only: frames withheld, audio shifted
+    on_link_stats: Callable[[LinkSample], None] | None = None  # where link samples go
 
 
 class Ingest(Protocol):

@@ -21,12 +21,15 @@ from fractions import Fraction
 from streamer.publish import amf0
 from streamer.publish.errors import PublishError
 from streamer.publish.flv import FlvClip
+from streamer.publish.pacing import TICK_SECONDS, pacing_clock
 from streamer.publish.rtmp import AUDIO, DATA_AMF0, VIDEO, RTMPPublishConnection
 from streamer.publish.sendlog import SendLog
 from streamer.urls import IngestURL
 
 # Packets due within this window are sent in one wake-up: fewer timer callbacks per stream.
-_BATCH_SECONDS = 0.05
+# The wake-ups of every publisher of the process fall on one shared tick grid
+# (publish/pacing.py).
+_BATCH_SECONDS = TICK_SECONDS
 
 
 @dataclass(frozen=True)
@@ -107,6 +110,7 @@ class Publisher:
             for tag in flv.tags
         ]
         start: float | None = None  # monotonic time of the clip's offset 0
+        clock = pacing_clock()
         loop = 0
         while True:
             base = loop * loop_seconds
@@ -123,7 +127,7 @@ class Publisher:
                     delay = start + due - time.monotonic()
                     if delay > _BATCH_SECONDS:
                         await connection.drain()
-                        await asyncio.sleep(delay)
+                        await clock.sleep_until(start + due - _BATCH_SECONDS)
                         if self._stopping and keyframe:
                             return
                 # A small constant offset keeps shifted audio timestamps non-negative.

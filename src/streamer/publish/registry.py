@@ -6,10 +6,11 @@ from urllib.parse import urlsplit
 
 from streamer.publish.ingest import IngestProtocol
 from streamer.publish.rtmp_ingest import RtmpIngest
+from streamer.publish.srt_ingest import SrtIngest
 from streamer.publish.whip_ingest import WhipIngest
 from streamer.urls import InvalidURLError
 
-INGEST_PROTOCOLS: tuple[IngestProtocol, ...] = (RtmpIngest(), WhipIngest())
+INGEST_PROTOCOLS: tuple[IngestProtocol, ...] = (RtmpIngest(), SrtIngest(), WhipIngest())
 
 _BY_SCHEME = {scheme: protocol for protocol in INGEST_PROTOCOLS for scheme in protocol.schemes}
 

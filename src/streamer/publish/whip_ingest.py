@@ -5,8 +5,9 @@ endpoint: the offer is POSTed to the https:// URL, the answer's `Location` is DE
 the publish ends. The clip's H.264 (no B-frames, as Livepeer's WebRTC path requires) is
 sent as it was encoded, rewritten from MP4 length prefixes to Annex B; its AAC audio is
 transcoded to Opus once per process and cached (WebRTC has no AAC). Frames are paced in
-real time and looped with rising timestamps; the send log records when each frame was
-handed to the sender. A publish stops right before a keyframe, as the RTMP publisher does.
+real time on the shared pacing clock and looped with rising timestamps; the send log
+records when each frame was handed to the sender. A publish stops right before a keyframe,
+as the RTMP publisher does.
 
 Failures are PublishError with the reason: the HTTP status of the offer, ICE or DTLS
 that did not complete, the connection lost mid-publish.
@@ -38,6 +39,7 @@ from yarl import URL
 from streamer.publish.errors import PublishError
 from streamer.publish.flv import FlvClip
 from streamer.publish.ingest import Ingest, IngestOptions
+from streamer.publish.pacing import pacing_clock
 from streamer.publish.sendlog import SendLog
 from streamer.testsignal.clip import ClipSpec, load_clip
 from streamer.urls import InvalidURLError, mask_ingest
@@ -218,9 +220,11 @@ class WhipPublish:
         pc: RTCPeerConnection,
         on_connected: Callable[[float], None] | None,
     ) -> None:
-        """Paces the clip in real time, looped, until stopped right before a keyframe."""
-        loop = asyncio.get_running_loop()
-        start = loop.time()
+        """Paces the clip in real time, looped, until stopped right before a keyframe. On
+        the loop's shared pacing clock (as every publisher): a packet leaves on the first tick
+        at or after it is due, and the send log records when it did."""
+        clock = pacing_clock()
+        start = time.monotonic()
         frames_per_loop = len(media.video)
         audio_seconds = OPUS_FRAME / OPUS_RATE
         frame_index = audio_index = 0
@@ -233,14 +237,14 @@ class WhipPublish:
             audio_loop, audio_in_loop = divmod(audio_index, len(media.audio))
             audio_at = audio_loop * media.loop_seconds + audio_in_loop * audio_seconds
             if audio_at <= frame_at:
-                await _sleep_until(loop, start + audio_at)
+                await clock.sleep_until(start + audio_at)
                 samples = round(audio_at * OPUS_RATE)
                 audio.offer(MediaPacket("audio", media.audio[audio_in_loop], samples, False))
                 audio_index += 1
                 continue
             if self._stopping and frame.keyframe and frame_index > 0:
                 return
-            await _sleep_until(loop, start + frame_at)
+            await clock.sleep_until(start + frame_at)
             video.offer(MediaPacket("video", frame.data, round(frame_at * 90_000), frame.keyframe))
             sent = time.time()
             self._send_log.record(frame_index, sent)
@@ -258,12 +262,6 @@ class WhipPublish:
             async with asyncio.timeout(3), http.delete(resource) as answer:
                 if answer.status >= 300 and answer.status != 404:
                     log.info("deleting the WHIP session: HTTP %d", answer.status)
-
-
-async def _sleep_until(loop: asyncio.AbstractEventLoop, when: float) -> None:
-    delay = when - loop.time()
-    if delay > 0:
-        await asyncio.sleep(delay)
 
 
 def _codecs(kind: str) -> list[RTCRtpCodecCapability]:

@@ -13,7 +13,9 @@ from streamer.events import (
     FirstSegment,
     FramesPlayed,
     FreezeEnded,
+    IngestLinkStats,
     ObservationKind,
+    PartObserved,
     PlaybackAnomaly,
     PlaybackMeasured,
     RequestFailed,
@@ -39,6 +41,9 @@ FRAME_LATENCY_BUCKETS = (
 )  # fmt: skip
 CONNECT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10)
 DURATION_BUCKETS = (0.5, 1, 1.5, 1.9, 2.1, 2.5, 3, 4, 5, 6, 8, 10, 12)
+RTT_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 0.75, 1, 2)
+PART_LATENCY_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1, 1.25, 1.5, 2, 3, 4, 6, 10, 30)
+PART_DURATION_BUCKETS = (0.1, 0.2, 0.25, 0.3, 0.34, 0.4, 0.5, 0.75, 1, 1.5, 2)
 
 
 def stream_label_values(labels: StreamLabels) -> tuple[str, str, str, str, str]:
@@ -95,6 +100,27 @@ class MetricsSink:
             "Segment duration (EXTINF)",
             (*STREAM_LABELS, "rendition"),
             buckets=DURATION_BUCKETS,
+            registry=r,
+        )
+        self.part_latency = Histogram(
+            "streamer_part_latency_seconds",
+            "LL-HLS: newest frame of a part sent -> that part downloaded",
+            (*STREAM_LABELS, "rendition"),
+            buckets=PART_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.part_listed_latency = Histogram(
+            "streamer_part_listed_latency_seconds",
+            "LL-HLS: newest frame of a part sent -> part listed",
+            (*STREAM_LABELS, "rendition"),
+            buckets=PART_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.part_duration = Histogram(
+            "streamer_part_duration_seconds",
+            "LL-HLS part duration (EXT-X-PART DURATION)",
+            (*STREAM_LABELS, "rendition"),
+            buckets=PART_DURATION_BUCKETS,
             registry=r,
         )
         self.errors = Counter(
@@ -190,6 +216,32 @@ class MetricsSink:
             STREAM_LABELS,
             registry=r,
         )
+        # The SRT ingest leg, from the publisher's link statistics (sampled every 2 s).
+        self.srt_rtt = Histogram(
+            "streamer_srt_rtt_seconds",
+            "SRT round-trip time to the ingest, as the publisher measures it",
+            STREAM_LABELS,
+            buckets=RTT_BUCKETS,
+            registry=r,
+        )
+        self.srt_retransmitted = Counter(
+            "streamer_srt_packets_retransmitted",
+            "SRT packets the publisher sent again after the ingest reported them lost",
+            STREAM_LABELS,
+            registry=r,
+        )
+        self.srt_dropped = Counter(
+            "streamer_srt_packets_dropped",
+            "SRT packets the publisher dropped: too late to send within the latency window",
+            STREAM_LABELS,
+            registry=r,
+        )
+        self.srt_send_buffer = Gauge(
+            "streamer_srt_send_buffer_bytes",
+            "Bytes the SRT publisher sent that the ingest has not acknowledged yet",
+            STREAM_LABELS,
+            registry=r,
+        )
         self.build = Gauge("streamer_build_info", "streamer version", ("version",), registry=r)
         self.build.labels(__version__).set(1)
         self.api_latency = Histogram(
@@ -207,10 +259,20 @@ class MetricsSink:
         for outcome in ("success", "failure", "aborted"):
             self.tests.labels(*values, outcome)
 
+    def _part(self, values: tuple[str, ...], event: PartObserved) -> None:
+        rendition = (*values, event.rendition)
+        self.part_duration.labels(*rendition).observe(event.duration_seconds)
+        if event.part_latency_seconds is not None:
+            self.part_latency.labels(*rendition).observe(event.part_latency_seconds)
+        if event.listed_latency_seconds is not None:
+            self.part_listed_latency.labels(*rendition).observe(event.listed_latency_seconds)
+
     def handle(self, event: Event) -> None:
         values = stream_label_values(event.labels)
         if isinstance(event, SessionStarted):
             self.active.labels(*values).set(1)
+        elif isinstance(event, PartObserved):
+            self._part(values, event)
         elif isinstance(event, CheckFailed):
             self.errors.labels(*values, event.kind, event.rendition or "").inc()
         elif isinstance(event, RequestFailed):
@@ -221,15 +283,26 @@ class MetricsSink:
             self._playback(values, event)
         elif isinstance(event, CheckObserved):
             self.observed[event.kind].labels(*values, event.rendition or "").inc(event.count)
+        elif isinstance(event, IngestLinkStats):
+            self._link_stats(values, event)
         elif isinstance(event, SessionEnded):
-            self.active.labels(*values).set(0)
-            self.tests.labels(*values, event.outcome).inc()
-            if event.startup_latency_seconds is not None:
-                self.startup.labels(*values).observe(event.startup_latency_seconds)
-            if event.outcome != "aborted":
-                self.last_success.labels(*values).set(1 if event.outcome == "success" else 0)
-            if event.outcome == "success":
-                self.last_success_time.labels(*values).set(event.at)
+            self._session_ended(values, event)
+
+    def _link_stats(self, values: tuple[str, ...], event: IngestLinkStats) -> None:
+        self.srt_rtt.labels(*values).observe(event.rtt_seconds)
+        self.srt_retransmitted.labels(*values).inc(event.packets_retransmitted)
+        self.srt_dropped.labels(*values).inc(event.packets_dropped)
+        self.srt_send_buffer.labels(*values).set(event.send_buffer_bytes)
+
+    def _session_ended(self, values: tuple[str, ...], event: SessionEnded) -> None:
+        self.active.labels(*values).set(0)
+        self.tests.labels(*values, event.outcome).inc()
+        if event.startup_latency_seconds is not None:
+            self.startup.labels(*values).observe(event.startup_latency_seconds)
+        if event.outcome != "aborted":
+            self.last_success.labels(*values).set(1 if event.outcome == "success" else 0)
+        if event.outcome == "success":
+            self.last_success_time.labels(*values).set(event.at)
 
     def _playback(
         self,

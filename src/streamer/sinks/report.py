@@ -15,6 +15,7 @@ from streamer.events import (
     FirstSegment,
     FramesPlayed,
     FreezeEnded,
+    PartObserved,
     PlaybackMeasured,
     RenditionDiscovered,
     SegmentObserved,
@@ -79,6 +80,9 @@ class _Rendition:
     listed_latency: list[float] = field(default_factory=list)
     durations: list[float] = field(default_factory=list)
     segments: int = 0
+    parts: int = 0  # LL-HLS parts downloaded
+    part_latency: list[float] = field(default_factory=list)
+    part_listed_latency: list[float] = field(default_factory=list)
 
 
 def _quantiles(values: list[float]) -> dict[str, float] | None:
@@ -100,6 +104,17 @@ def _spread(values: list[float]) -> dict[str, float] | None:
         "min": round(float(array.min()), 4),
         "mean": round(float(array.mean()), 4),
         "max": round(float(array.max()), 4),
+    }
+
+
+def _parts(rendition: _Rendition) -> dict[str, Any]:
+    """LL-HLS figures, only for a rendition that had parts."""
+    if not rendition.parts:
+        return {}
+    return {
+        "parts": rendition.parts,
+        "part_latency_seconds": _quantiles(rendition.part_latency),
+        "part_listed_latency_seconds": _quantiles(rendition.part_listed_latency),
     }
 
 
@@ -126,8 +141,21 @@ class SessionReport:
             rendition = self.renditions[event.rendition]
             rendition.resolution = rendition.resolution or event.resolution
             rendition.codecs = event.codecs
-        elif isinstance(event, SegmentObserved):
-            rendition = self.renditions[event.rendition]
+        elif isinstance(event, SegmentObserved | PartObserved):
+            self._observed(event)
+        elif isinstance(event, FramesPlayed | FirstSegment | PlaybackMeasured):
+            if event.labels.playback_protocol == "webrtc":
+                self.webrtc = self.webrtc or _WebRtc()
+                self.webrtc.add(event)
+        elif isinstance(event, CheckFailed):
+            self._error(event)
+        elif isinstance(event, SessionEnded):
+            self.outcome = event.outcome
+            self.startup_latency = event.startup_latency_seconds
+
+    def _observed(self, event: SegmentObserved | PartObserved) -> None:
+        rendition = self.renditions[event.rendition]
+        if isinstance(event, SegmentObserved):
             rendition.resolution = rendition.resolution or event.resolution
             rendition.segments += 1
             rendition.durations.append(event.extinf_seconds)
@@ -135,28 +163,28 @@ class SessionReport:
                 rendition.segment_latency.append(event.segment_latency_seconds)
             if event.listed_latency_seconds is not None:
                 rendition.listed_latency.append(event.listed_latency_seconds)
-        elif isinstance(event, FramesPlayed | FirstSegment | PlaybackMeasured):
-            if event.labels.playback_protocol == "webrtc":
-                self.webrtc = self.webrtc or _WebRtc()
-                self.webrtc.add(event)
-        elif isinstance(event, CheckFailed):
-            key = (event.kind, event.rendition, event.labels.playback_protocol)
-            existing = self._error_index.get(key)
-            if existing is not None:
-                existing["count"] += 1
-            elif len(self.errors) < MAX_ERRORS_LISTED:
-                entry = {
-                    "kind": event.kind,
-                    "rendition": event.rendition,
-                    "protocol": event.labels.playback_protocol,
-                    "detail": event.detail,
-                    "count": 1,
-                }
-                self._error_index[key] = entry
-                self.errors.append(entry)
-        elif isinstance(event, SessionEnded):
-            self.outcome = event.outcome
-            self.startup_latency = event.startup_latency_seconds
+        else:
+            rendition.parts += 1
+            if event.part_latency_seconds is not None:
+                rendition.part_latency.append(event.part_latency_seconds)
+            if event.listed_latency_seconds is not None:
+                rendition.part_listed_latency.append(event.listed_latency_seconds)
+
+    def _error(self, event: CheckFailed) -> None:
+        key = (event.kind, event.rendition, event.labels.playback_protocol)
+        existing = self._error_index.get(key)
+        if existing is not None:
+            existing["count"] += 1
+        elif len(self.errors) < MAX_ERRORS_LISTED:
+            entry = {
+                "kind": event.kind,
+                "rendition": event.rendition,
+                "protocol": event.labels.playback_protocol,
+                "detail": event.detail,
+                "count": 1,
+            }
+            self._error_index[key] = entry
+            self.errors.append(entry)
 
     def document(self) -> dict[str, Any]:
         return {
@@ -177,6 +205,7 @@ class SessionReport:
                     "segment_latency_seconds": _quantiles(r.segment_latency),
                     "listed_latency_seconds": _quantiles(r.listed_latency),
                     "segment_duration_seconds": _spread(r.durations),
+                    **_parts(r),
                 }
                 for name, r in sorted(self.renditions.items())
             ],

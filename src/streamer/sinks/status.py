@@ -21,6 +21,7 @@ from streamer.events import (
     Event,
     FirstSegment,
     Outcome,
+    PartObserved,
     PublishConnected,
     RenditionDiscovered,
     SegmentObserved,
@@ -112,9 +113,14 @@ class _Rendition:
     last_segment_at: float | None = None
     last_segment_latency_seconds: float | None = None
     segments: int = 0
+    # LL-HLS: what a player at the live edge plays; a part-level stall shows here first.
+    last_part_at: float | None = None
+    last_part_latency_seconds: float | None = None
+    parts: int = 0
 
     def to_json(self, now: float) -> Json:
         age = None if self.last_segment_at is None else now - self.last_segment_at
+        part_age = None if self.last_part_at is None else now - self.last_part_at
         return {
             "name": self.name,
             "resolution": self.resolution,
@@ -125,6 +131,9 @@ class _Rendition:
             "last_segment_at": rounded(self.last_segment_at),
             "last_segment_age_seconds": rounded(age, 1),
             "last_segment_latency_seconds": rounded(self.last_segment_latency_seconds),
+            "parts": self.parts,
+            "last_part_age_seconds": rounded(part_age, 1),
+            "last_part_latency_seconds": rounded(self.last_part_latency_seconds),
         }
 
 
@@ -379,7 +388,7 @@ class StatusStore:
             stream.ingest, stream.playback = event.ingest, event.playback
             stream.duration_seconds = event.duration_seconds
             return
-        at = event.listed_at if isinstance(event, SegmentObserved) else event.at
+        at = event.listed_at if isinstance(event, SegmentObserved | PartObserved) else event.at
         session = stream.session(event.session_id, at)
         is_current = session is stream.current
         if isinstance(event, PublishConnected):
@@ -395,6 +404,8 @@ class StatusStore:
                 stream.set_state("playing", event.at)
         elif isinstance(event, SegmentObserved):
             self._segment(stream, event, is_current)
+        elif isinstance(event, PartObserved):
+            _part(stream, event, is_current)
         elif isinstance(event, CheckFailed):
             _check_failed(stream, session, event)
         elif isinstance(event, SessionEnded):
@@ -454,3 +465,13 @@ class StatusStore:
     def sessions(self, name: str) -> list[Json] | None:
         stream = self._streams.get(name)
         return None if stream is None else stream.sessions_json()
+
+
+def _part(stream: _Stream, event: PartObserved, is_current: bool) -> None:
+    rendition = stream.rendition(_clip(event.rendition)) if is_current else None
+    if rendition is None:
+        return
+    rendition.parts += 1
+    if rendition.last_part_at is None or event.downloaded_at >= rendition.last_part_at:
+        rendition.last_part_at = event.downloaded_at
+        rendition.last_part_latency_seconds = event.part_latency_seconds

@@ -166,6 +166,16 @@
       showAge();
       view.detailTickers.push(showAge);
       cell(row, fmtSeconds(r.last_segment_latency_seconds), "num");
+      // LL-HLS: parts are what a player at the live edge plays; a part-level stall shows
+      // as a last part growing old (and part_late in the errors) while segments look fine.
+      const partAge = cell(row, "", "num");
+      const showPartAge = () => {
+        partAge.textContent = r.last_part_age_seconds == null
+          ? "—" : `${fmtDuration(r.last_part_age_seconds + sinceDetail())} ago`;
+      };
+      showPartAge();
+      view.detailTickers.push(showPartAge);
+      cell(row, fmtSeconds(r.last_part_latency_seconds), "num");
       return row;
     });
     byId("renditions").tBodies[0].replaceChildren(...rows);
