@@ -1,8 +1,9 @@
-"""`streamer origin`: a local live origin, RTMP or SRT in, an HLS ladder and WHEP out.
+"""`streamer origin`: a local live origin, RTMP, SRT or WHIP in, an HLS ladder and WHEP out.
 
 Publish to rtmp://HOST:RTMP_PORT/live/KEY (any app, any plain key) or to
 srt://HOST:SRT_PORT?streamid=KEY (MPEG-TS); play http://HOST:HTTP_PORT/hls/KEY/index.m3u8,
-or over WebRTC through WHEP at http://HOST:HTTP_PORT/whep/KEY (see webrtc.py).
+or over WebRTC through WHEP at http://HOST:HTTP_PORT/whep/KEY (see webrtc.py). A WHIP
+publish to http://HOST:HTTP_PORT/whip/KEY is served over WHEP only (see whip.py).
 One asyncio loop runs the RTMP relay, the SRT front (srt_front.py) and the HTTP server;
 each accepted publish is transcoded in its own thread (see relay.py,
 worker.py). A finished session's files are removed a playlist's length after it ends.
@@ -35,6 +36,7 @@ from streamer.origin.llhls_http import LiveUpdates
 from streamer.origin.relay import PublishRelay
 from streamer.origin.srt_front import SrtFront
 from streamer.origin.webrtc import WhepHub
+from streamer.origin.whip import WhipIngest
 from streamer.webrtc.ice import is_loopback_url
 
 log = logging.getLogger("streamer.origin")
@@ -63,8 +65,10 @@ class Origin:
         self.config = config
         self.hls_root = root
         self._ll_updates = LiveUpdates()  # LL-HLS: fed by the transcoding threads
-        self.whep = WhepHub(loopback=is_loopback_url(f"http://{config.host}/"))
+        loopback = is_loopback_url(f"http://{config.host}/")
+        self.whep = WhepHub(loopback=loopback)
         self._relay = PublishRelay(root, on_ll_update=self._ll_updates.update, whep=self.whep)
+        self._whip = WhipIngest(self._relay, self.whep, loopback=loopback)
         self._srt = (
             SrtFront(self._relay, root, config.host, config.srt_port) if config.srt_port else None
         )
@@ -87,6 +91,7 @@ class Origin:
                 self._srt = None
         app = hls_app(self.hls_root, self._ll_updates)
         self.whep.add_routes(app)
+        self._whip.add_routes(app)
         self._http = web.AppRunner(app, access_log=None)
         await self._http.setup()
         await web.TCPSite(self._http, self.config.host, self.config.http_port).start()
@@ -100,6 +105,7 @@ class Origin:
             self._rtmp.close()
         if self._srt is not None:
             await self._srt.close()
+        await self._whip.close()
         await self._relay.close()
         await self.whep.close()
         if self._http is not None:
@@ -122,6 +128,11 @@ async def run_origin(config: OriginConfig) -> int:
             config.rtmp_port,
             config.host,
             config.http_port,
+            config.host,
+            config.http_port,
+        )
+        log.info(
+            "listening: WHIP http://%s:%d/whip/<key> (H.264, Opus) -> WHEP only",
             config.host,
             config.http_port,
         )

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fractions
+import functools
 import logging
 import secrets
 from collections.abc import Callable
@@ -142,13 +143,18 @@ class WhepHub:
     def feed(self, key: str) -> MediaFeed:
         """A feed for `key`'s publish, to use from its worker thread."""
         loop = asyncio.get_running_loop()
-        self._live.add(key)
+        deliver = self.publish(key)
 
         def send(packet: MediaPacket) -> None:
             with contextlib.suppress(RuntimeError):  # the loop has closed: nobody watches
-                loop.call_soon_threadsafe(self._deliver, key, packet)
+                loop.call_soon_threadsafe(deliver, packet)
 
         return MediaFeed(send)
+
+    def publish(self, key: str) -> Callable[[MediaPacket], None]:
+        """`key` is publishing: what delivers its packets to its viewers (event loop side)."""
+        self._live.add(key)
+        return functools.partial(self._deliver, key)
 
     def ended(self, key: str) -> None:
         """The publish of `key` ended: its viewers' tracks end."""
