@@ -226,6 +226,9 @@ async def test_live_page_follows_a_real_monitor(monitor: LiveMonitor) -> None:
         sessions = page.locator("#sessions tbody tr")
         await expect(sessions.first).to_have_attribute("data-outcome", "running")
         await expect(page.locator("#renditions tbody tr").first).to_contain_text("640x360")
+        # Its playback protocol's figures (the one it plays: HLS, latency per segment).
+        hls = page.locator('#protocols tbody tr[data-protocol="hls"]')
+        await expect(hls.locator("td").nth(2)).to_contain_text("per segment")
         await expect(page.locator("#detail-meta")).to_contain_text("rtmp://127.0.0.1:")
         await expect(page.locator("#detail-meta")).to_contain_text("****")
 

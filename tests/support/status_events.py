@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from streamer.events import (
     CheckFailed,
+    ConnectTime,
     EventSink,
     FirstSegment,
+    FramesPlayed,
+    FreezeEnded,
     Outcome,
+    PlaybackMeasured,
     PublishConnected,
     RenditionDiscovered,
     SegmentObserved,
@@ -162,3 +168,39 @@ def play_session(
     if end is not None:
         sink.handle(ended(labels, sid, t, end, 2.2))
     return t
+
+
+def play_webrtc_beside(
+    sink: EventSink, labels: StreamLabels, sid: str, start: float, seconds: float
+) -> None:
+    """WebRTC played beside the session's own protocol: connected after 40 ms, first frame
+    after 0.6 s, frames every second at 60 ms + 10 ms per frame of the second (25 a second),
+    and one 0.8 s freeze."""
+    webrtc = dataclasses.replace(labels, playback_protocol="webrtc")
+
+    def measured(measurement: ConnectTime | FreezeEnded, at: float) -> PlaybackMeasured:
+        return PlaybackMeasured(labels=webrtc, session_id=sid, measurement=measurement, at=at)
+
+    sink.handle(measured(ConnectTime(0.04), start + 0.3))
+    sink.handle(
+        FirstSegment(
+            labels=webrtc,
+            session_id=sid,
+            rendition="webrtc",
+            startup_latency_seconds=0.6,
+            at=start + 0.6,
+            primary=False,
+        )
+    )
+    for second in range(1, int(seconds)):
+        latencies = tuple(0.06 + 0.01 * (i % 3) for i in range(25))
+        sink.handle(
+            FramesPlayed(
+                labels=webrtc,
+                session_id=sid,
+                rendition="webrtc",
+                latencies_seconds=latencies,
+                at=start + second,
+            )
+        )
+    sink.handle(measured(FreezeEnded("webrtc", 0.8), start + seconds / 2))

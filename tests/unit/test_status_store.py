@@ -26,6 +26,7 @@ from tests.support.status_events import (
     ended,
     first_segment,
     play_session,
+    play_webrtc_beside,
     segment,
     started,
 )
@@ -346,3 +347,43 @@ def test_ll_hls_renditions_show_their_last_part(store: StatusStore, clock: Clock
     # A part-level stall: the last part grows old while segments may still look fine.
     assert hd["parts"] == 3 and hd["last_part_age_seconds"] == pytest.approx(2.3, abs=0.05)
     assert hd["last_part_latency_seconds"] == pytest.approx(0.1)
+
+
+def test_protocols_played_side_by_side_are_shown_each_with_its_figures(
+    store: StatusStore, clock: Clock
+) -> None:
+    end = play_session(store, ALPHA, "s1", clock.now, seconds=20, end=None, base_latency=3.0)
+    play_webrtc_beside(store, ALPHA, "s1", clock.now, seconds=20)
+    clock.now = end
+    detail = store.stream("alpha")
+    assert detail is not None
+    protocols = {p["protocol"]: p for p in detail["protocols"]}
+    assert set(protocols) == {"hls", "webrtc"}
+    hls, webrtc = protocols["hls"], protocols["webrtc"]
+    assert hls["latency_kind"] == "segment" and hls["frames"] == 0
+    assert 3.0 <= hls["latency_p50_seconds"] <= 4.6
+    assert hls["startup_latency_seconds"] == 2.2
+    assert webrtc["latency_kind"] == "frame"
+    assert webrtc["frames"] == 19 * 25
+    assert webrtc["latency_p50_seconds"] == 0.07
+    assert webrtc["startup_latency_seconds"] == 0.6
+    assert (webrtc["freezes"], webrtc["freeze_seconds"], webrtc["connect_seconds"]) == (
+        1,
+        0.8,
+        0.04,
+    )
+    # A new session starts from nothing.
+    store.handle(started(ALPHA, "s2", end + 5))
+    detail = store.stream("alpha")
+    assert detail is not None and detail["protocols"] == []
+
+
+def test_a_session_startup_is_its_own_protocols_not_the_faster_one_beside_it(
+    store: StatusStore, clock: Clock
+) -> None:
+    store.handle(started(ALPHA, "s1", clock.now))
+    play_webrtc_beside(store, ALPHA, "s1", clock.now, seconds=3)  # first frame after 0.6 s
+    store.handle(first_segment(ALPHA, "s1", clock.now + 2.4, 2.2))
+    detail = store.stream("alpha")
+    assert detail is not None
+    assert detail["sessions"][0]["startup_latency_seconds"] == 2.2

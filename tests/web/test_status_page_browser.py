@@ -23,6 +23,7 @@ from tests.support.status_events import (
     check_failed,
     ended,
     play_session,
+    play_webrtc_beside,
     segment,
     started,
 )
@@ -48,6 +49,7 @@ def feed_history(store: StatusStore) -> None:
         store.handle(ended(ALPHA, f"alpha-{i}", end, outcome, 2.2, kinds))
         t = end + 60
     play_session(store, ALPHA, "alpha-live", now - 300, seconds=299, end=None, base_latency=3.5)
+    play_webrtc_beside(store, ALPHA, "alpha-live", now - 300, seconds=299)
 
     store.handle(started(BETA, "beta-1", now - 100))
     store.handle(segment(BETA, "beta-1", now - 90, 4.0, rendition=HOSTILE_RENDITION))
@@ -101,6 +103,15 @@ async def test_status_page_shows_streams_sessions_chart_and_live_updates(
     await expect(renditions).to_have_count(2)
     await expect(renditions.nth(0)).to_contain_text("640x360")
     await expect(renditions.nth(0)).to_contain_text("avc1.64001e, mp4a.40.2 (h264)")
+    # WebRTC next to HLS: per-protocol latency (per frame for WebRTC) and freezes.
+    hls = page.locator('#protocols tbody tr[data-protocol="hls"]')
+    webrtc = page.locator('#protocols tbody tr[data-protocol="webrtc"]')
+    await expect(webrtc.locator("td").nth(2)).to_have_text("70 ms per frame")
+    await expect(webrtc.locator("td").nth(4)).to_have_text("1")
+    await expect(webrtc.locator("td").nth(5)).to_have_text("0.80 s")
+    await expect(webrtc.locator("td").nth(6)).to_have_text("0.04 s")
+    await expect(hls.locator("td").nth(2)).to_contain_text("per segment")
+    await expect(hls.locator("td").nth(4)).to_have_text("0")
 
     await page.wait_for_function("() => window.__charts && window.__charts.latency")
     chart = await page.evaluate(

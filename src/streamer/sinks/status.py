@@ -29,6 +29,7 @@ from streamer.events import (
     SessionStarted,
     StreamLabels,
 )
+from streamer.sinks.status_protocols import ProtocolFigures
 
 _log = logging.getLogger(__name__)
 
@@ -240,6 +241,7 @@ class _Stream:
         self.current: _Session | None = None
         self.sessions: deque[_Session] = deque(maxlen=MAX_SESSIONS)
         self.renditions: dict[str, _Rendition] = {}
+        self.protocols = ProtocolFigures()  # the current session's, by playback protocol
         self.latency = _LatencySeries()
         self.errors: deque[_Error] = deque(maxlen=MAX_ERRORS)
 
@@ -252,6 +254,7 @@ class _Stream:
         self.current = session
         self.sessions.append(session)
         self.renditions.clear()
+        self.protocols = ProtocolFigures()
         self.set_state("publishing", at)
         return session
 
@@ -298,6 +301,7 @@ class _Stream:
             "last_ended_at": rounded(last.ended_at) if last else None,
             "last_startup_latency_seconds": rounded(last.startup_latency_seconds) if last else None,
             "renditions": [r.to_json(now) for r in self.renditions.values()],
+            "protocols": self.protocols.to_json(),
             "error_count": len(self.errors),
         }
 
@@ -336,6 +340,16 @@ def _check_failed(stream: _Stream, session: _Session, event: CheckFailed) -> Non
             session_id=event.session_id,
         )
     )
+
+
+def _first_segment(
+    stream: _Stream, session: _Session, event: FirstSegment, is_current: bool
+) -> None:
+    # The session's own protocol's startup (another one beside it shows under protocols).
+    if event.primary and session.startup_latency_seconds is None:
+        session.startup_latency_seconds = event.startup_latency_seconds
+    if is_current and stream.state in ("publishing", "waiting"):
+        stream.set_state("playing", event.at)
 
 
 def _session_ended(
@@ -391,6 +405,8 @@ class StatusStore:
         at = event.listed_at if isinstance(event, SegmentObserved | PartObserved) else event.at
         session = stream.session(event.session_id, at)
         is_current = session is stream.current
+        if is_current:
+            stream.protocols.handle(event)
         if isinstance(event, PublishConnected):
             if is_current and stream.state == "publishing":
                 stream.set_state("waiting", event.at)
@@ -398,10 +414,7 @@ class StatusStore:
             if is_current:
                 _rendition_discovered(stream, event)
         elif isinstance(event, FirstSegment):
-            if session.startup_latency_seconds is None:
-                session.startup_latency_seconds = event.startup_latency_seconds
-            if is_current and stream.state in ("publishing", "waiting"):
-                stream.set_state("playing", event.at)
+            _first_segment(stream, session, event, is_current)
         elif isinstance(event, SegmentObserved):
             self._segment(stream, event, is_current)
         elif isinstance(event, PartObserved):

@@ -69,6 +69,11 @@
     return `${seconds.toFixed(2)} s`;
   }
 
+  function fmtLatency(seconds) {
+    if (seconds === null || seconds === undefined || !Number.isFinite(seconds)) return "—";
+    return seconds < 1 ? `${Math.round(seconds * 1000)} ms` : fmtSeconds(seconds);
+  }
+
   function fmtTime(epoch) {
     if (epoch === null || epoch === undefined) return "—";
     const date = new Date(epoch * 1000);
@@ -180,6 +185,25 @@
     });
     byId("renditions").tBodies[0].replaceChildren(...rows);
     byId("renditions-empty").hidden = rows.length > 0;
+  }
+
+  function renderProtocols(protocols) {
+    const rows = (protocols || []).map((p) => {
+      const row = el("tr");
+      row.dataset.protocol = p.protocol;
+      cell(row, p.protocol, "wrap");
+      cell(row, fmtSeconds(p.startup_latency_seconds), "num");
+      const kind = p.latency_kind === "frame" ? " per frame" : " per segment";
+      const p50 = fmtLatency(p.latency_p50_seconds);
+      cell(row, p.latency_p50_seconds === null ? p50 : p50 + kind, "num");
+      cell(row, fmtLatency(p.latency_p95_seconds), "num");
+      cell(row, String(p.freezes), "num");
+      cell(row, fmtSeconds(p.freeze_seconds), "num");
+      cell(row, fmtSeconds(p.connect_seconds), "num");
+      return row;
+    });
+    byId("protocols").tBodies[0].replaceChildren(...rows);
+    byId("protocols-empty").hidden = rows.length > 0;
   }
 
   function renderSessions(sessions) {
@@ -315,6 +339,7 @@
     renderMeta(detail);
     renderChart(detail.name, detail.latency, detail.now);
     renderRenditions(detail.renditions);
+    renderProtocols(detail.protocols);
     renderSessions(detail.sessions);
     renderErrors(detail.errors);
   }
