@@ -1275,3 +1275,90 @@ def test_schema_rejects_bad_shard_settings(values: dict[str, Any], message: str)
             chart.validate_schema({**ci_values(), **values})
         with pytest.raises(helm.HelmError):
             chart.render({**ci_values(), **values}, name=RELEASE, namespace=NAMESPACE)
+
+
+# --- WebRTC playback settings ----------------------------------------------------------------
+
+WHEP_URL = "https://edge.example.test/webrtc/playbackid0042"
+TURN = "turn:user:turnsecret99@turn.example.test:3478"
+WEBRTC_STREAM = {
+    **VALID,
+    "playback": ["hls", "webrtc"],
+    "whep_url": WHEP_URL,
+    "freeze_ms": 750,
+}
+
+
+def test_webrtc_settings_reach_the_monitor_and_their_secrets_stay_in_secrets(
+    tmp_path: Path,
+) -> None:
+    values = {"streams": [WEBRTC_STREAM], "webrtc": {"iceServers": ["stun:s.example:3478", TURN]}}
+    objects, _ = render(values)
+    [deployment] = of_kind(objects, "Deployment")
+    [stream] = load_pod_config(objects, deployment, tmp_path).streams
+    assert stream.playback == ["hls", "webrtc"]
+    assert stream.whep_url == WHEP_URL
+    assert stream.freeze_ms == 750
+    assert stream.ice_servers == ["stun:s.example:3478", TURN]
+    env = env_of(deployment)
+    assert env["WHEP_URL"]["valueFrom"]["secretKeyRef"]["key"] == "WHEP_URL"
+    assert env["ICE_SERVERS"]["valueFrom"]["secretKeyRef"]["key"] == "ICE_SERVERS"
+    for obj in objects:
+        if obj["kind"] != "Secret":
+            text = yaml.safe_dump(obj)
+            assert "playbackid0042" not in text and "turnsecret99" not in text, obj["kind"]
+
+
+def test_a_stream_without_webrtc_gets_no_webrtc_settings(tmp_path: Path) -> None:
+    objects, _ = render({"streams": [VALID], "webrtc": {"iceServers": [TURN]}})
+    [deployment] = of_kind(objects, "Deployment")
+    [stream] = load_pod_config(objects, deployment, tmp_path).streams
+    assert (stream.playback, stream.whep_url, stream.ice_servers) == (["hls"], None, [])
+    assert "WHEP_URL" not in env_of(deployment) and "ICE_SERVERS" not in env_of(deployment)
+
+
+def test_webrtc_with_an_existing_secret_takes_its_whep_url_from_it() -> None:
+    entry = {"name": "kept-elsewhere", "existingSecret": "urls", "playback": ["webrtc"]}
+    objects, _ = render({"streams": [entry]})
+    env = env_of(of_kind(objects, "Deployment")[0])
+    assert env["WHEP_URL"]["valueFrom"]["secretKeyRef"] == {"name": "urls", "key": "WHEP_URL"}
+
+
+def test_sharded_pods_load_the_webrtc_settings(tmp_path: Path) -> None:
+    values = sharded_values(webrtc={"iceServers": [TURN]})
+    values["streams"] = [
+        {**WEBRTC_STREAM, "name": "webrtc-one"},
+        {"name": "kept-elsewhere", "existingSecret": "urls", "playback": ["webrtc"]},
+    ]
+    objects, _ = render(values)
+    env = {var["name"]: var for var in container(statefulset(objects))["env"] if "valueFrom" in var}
+    assert env["STREAM_1_WHEP_URL"]["valueFrom"]["secretKeyRef"] == {
+        "name": "urls",
+        "key": "WHEP_URL",
+    }
+    del values["streams"][1]  # no such Secret here to read
+    objects, _ = render(values)
+    config, _ = load_shard_config(objects, 0, tmp_path)
+    [stream] = config.streams
+    assert stream.whep_url == WHEP_URL
+    assert (stream.playback, stream.freeze_ms, stream.ice_servers) == (
+        ["hls", "webrtc"],
+        750,
+        [TURN],
+    )
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"streams": [{**VALID, "playback": ["dash"]}]},
+        {"streams": [{**VALID, "playback": []}]},
+        {"streams": [{**VALID, "freeze_ms": 10}]},
+        {"streams": [{**VALID, "whep_url": "ftp://x.example.test/w"}]},
+        {"streams": [VALID], "webrtc": {"iceServers": ["http://stun.example.test"]}},
+    ],
+    ids=["unknown-protocol", "no-protocol", "freeze-too-short", "whep-not-http", "ice-not-stun"],
+)
+def test_schema_rejects_bad_webrtc_settings(values: dict[str, Any]) -> None:
+    with helm.Chart.load(CHART) as chart, pytest.raises(helm.HelmValuesError):
+        chart.validate_schema(values)

@@ -61,7 +61,7 @@ The normalised view of one stream entry, as YAML. Call with (dict "root" $ "stre
 Fields: name, resourceName, duration, gracePeriod, ingestRegion, playbackRegion, mode
 ("url" or "livepeer"), secretName (the Secret with INJEST_URL/PLAYBACK_URL, or with the
 per-stream LIVEPEER_API_KEY), createSecret, ingestUrl, playbackUrl, apiKeySecretName,
-apiKeySecretKey, streamApiKey.
+apiKeySecretKey, streamApiKey, whepUrl, webrtc (whether `playback` lists webrtc).
 */}}
 {{- define "streamer.stream" -}}
 {{- $root := .root -}}
@@ -107,6 +107,8 @@ secretName: {{ default $resourceName $s.existingSecret | quote }}
 createSecret: {{ $createSecret }}
 ingestUrl: {{ $ingestUrl | quote }}
 playbackUrl: {{ default "" $s.playback_url | quote }}
+whepUrl: {{ default "" $s.whep_url | quote }}
+webrtc: {{ has "webrtc" (default list $s.playback) }}
 apiKeySecretName: {{ $apiKeySecretName | quote }}
 apiKeySecretKey: {{ $apiKeySecretKey | quote }}
 streamApiKey: {{ default "" $lp.apiKey | quote }}
@@ -124,13 +126,19 @@ Call with (dict "root" $ "stream" $entry "s" $normalised).
 {{- if eq $n.mode "url" -}}
 {{- $_ := set $entry "injest_url" "${INJEST_URL}" -}}
 {{- $_ := set $entry "playback_url" "${PLAYBACK_URL}" -}}
+{{- if include "streamer.whepFromSecret" $n -}}
+{{- $_ := set $entry "whep_url" "${WHEP_URL}" -}}
+{{- end -}}
 {{- else -}}
 {{- $_ := set $entry "livepeer" (omit $s.livepeer "apiKey" "existingSecret" "existingSecretKey") -}}
 {{- end -}}
-{{- range $key := list "expected_renditions" "checks" "startup_timeout" "connect_timeout" "drain_timeout" "clip" -}}
+{{- range $key := list "expected_renditions" "checks" "startup_timeout" "connect_timeout" "drain_timeout" "clip" "playback" "freeze_ms" -}}
 {{- if hasKey $s $key -}}
 {{- $_ := set $entry $key (get $s $key) -}}
 {{- end -}}
+{{- end -}}
+{{- if and $n.webrtc .root.Values.webrtc.iceServers -}}
+{{- $_ := set $entry "ice_servers" "${ICE_SERVERS}" -}}
 {{- end -}}
 {{- toYaml (dict "streams" (list $entry)) -}}
 {{- end -}}
@@ -155,6 +163,9 @@ test.livepeer.io/playback_region: {{ include "streamer.labelValue" .playbackRegi
 {{- if eq $s.mode "url" -}}
 INJEST_URL: {{ $s.ingestUrl | b64enc | quote }}
 PLAYBACK_URL: {{ $s.playbackUrl | b64enc | quote }}
+{{- with $s.whepUrl }}
+WHEP_URL: {{ . | b64enc | quote }}
+{{- end }}
 {{- else -}}
 LIVEPEER_API_KEY: {{ $s.streamApiKey | b64enc | quote }}
 {{- end -}}
@@ -165,6 +176,9 @@ LIVEPEER_API_KEY: {{ $s.streamApiKey | b64enc | quote }}
 {{- define "streamer.sharedSecretData" -}}
 {{- $lp := .Values.livepeer -}}
 {{- $n := .Values.notifications -}}
+{{- with .Values.webrtc.iceServers }}
+ICE_SERVERS: {{ join "," . | b64enc | quote }}
+{{- end }}
 {{- if and $lp.apiKey (not $lp.existingSecret) }}
 LIVEPEER_API_KEY: {{ $lp.apiKey | b64enc | quote }}
 {{- end }}
@@ -260,11 +274,17 @@ and `globalApiKey` (true when an API-mode stream uses the release-wide key).
 {{- if eq $s.mode "url" -}}
 {{- $_ := set $entry "injest_url" (printf "${%sINJEST_URL}" $prefix) -}}
 {{- $_ := set $entry "playback_url" (printf "${%sPLAYBACK_URL}" $prefix) -}}
+{{- if include "streamer.whepFromSecret" $s -}}
+{{- $_ := set $entry "whep_url" (printf "${%sWHEP_URL}" $prefix) -}}
+{{- end -}}
 {{- if $s.createSecret -}}
 {{- $_ := set $secretData (printf "%sINJEST_URL" $prefix) ($s.ingestUrl | b64enc) -}}
 {{- $_ := set $secretData (printf "%sPLAYBACK_URL" $prefix) ($s.playbackUrl | b64enc) -}}
+{{- with $s.whepUrl -}}
+{{- $_ := set $secretData (printf "%sWHEP_URL" $prefix) (. | b64enc) -}}
+{{- end -}}
 {{- else -}}
-{{- range $key := list "INJEST_URL" "PLAYBACK_URL" -}}
+{{- range $key := concat (list "INJEST_URL" "PLAYBACK_URL") (ternary (list "WHEP_URL") (list) $s.webrtc) -}}
 {{- $secretEnv = append $secretEnv (dict "name" (printf "%s%s" $prefix $key) "valueFrom" (dict "secretKeyRef" (dict "name" $s.secretName "key" $key))) -}}
 {{- end -}}
 {{- end -}}
@@ -284,10 +304,13 @@ and `globalApiKey` (true when an API-mode stream uses the release-wide key).
 {{- end -}}
 {{- $_ := set $entry "livepeer" $lp -}}
 {{- end -}}
-{{- range $key := list "expected_renditions" "checks" "startup_timeout" "connect_timeout" "drain_timeout" "clip" -}}
+{{- range $key := list "expected_renditions" "checks" "startup_timeout" "connect_timeout" "drain_timeout" "clip" "playback" "freeze_ms" -}}
 {{- if hasKey $stream $key -}}
 {{- $_ := set $entry $key (get $stream $key) -}}
 {{- end -}}
+{{- end -}}
+{{- if and $s.webrtc $root.Values.webrtc.iceServers -}}
+{{- $_ := set $entry "ice_servers" "${ICE_SERVERS}" -}}
 {{- end -}}
 {{- $entries = append $entries $entry -}}
 {{- end -}}
@@ -318,4 +341,24 @@ requests:
 limits:
   memory: {{ printf "%dMi" (int (max $z.minMemoryLimitMi (mul 2 $memory))) }}
 {{- end -}}
+{{- end -}}
+
+{{/*
+Whether a URL-mode stream (normalised view) takes its WHEP URL from its Secret: the chart's
+when `whep_url` is given, an existing one's (key WHEP_URL) when `playback` lists webrtc.
+Without it, WebRTC playback uses the playback URL. Renders "true" or nothing.
+*/}}
+{{- define "streamer.whepFromSecret" -}}
+{{- if and (eq .mode "url") (or .whepUrl (and (not .createSecret) .webrtc)) -}}true{{- end -}}
+{{- end -}}
+
+{{/* ICE_SERVERS from the release-wide Secret, for streams that play WebRTC. */}}
+{{- define "streamer.webrtcEnv" -}}
+{{- if .Values.webrtc.iceServers }}
+- name: ICE_SERVERS
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "streamer.fullname" . }}
+      key: ICE_SERVERS
+{{- end }}
 {{- end -}}
