@@ -106,8 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="a local origin: RTMP/SRT/WHIP in, an HLS ladder and WHEP (WebRTC) out",
         description="A local live origin. Publish to rtmp://HOST:RTMP_PORT/live/KEY, "
         "srt://HOST:SRT_PORT?streamid=KEY or over WebRTC to the WHIP endpoint "
-        "http://HOST:HTTP_PORT/whip/KEY (H.264 and Opus, forwarded as sent: WHEP only, no "
-        "HLS). Play http://HOST:HTTP_PORT/hls/KEY/index.m3u8 (LL-HLS: .../hls/KEY/ll/"
+        "http://HOST:HTTP_PORT/whip/KEY (H.264 and Opus: forwarded to WHEP as sent). "
+        "Play http://HOST:HTTP_PORT/hls/KEY/index.m3u8 (LL-HLS: .../hls/KEY/ll/"
         "index.m3u8) or over WebRTC from the WHEP endpoint http://HOST:HTTP_PORT/whep/KEY.",
     )
     origin.add_argument("--rtmp-port", type=int, default=1935)

@@ -1,11 +1,13 @@
 """WHIP ingest into the embedded origin, played back over WHEP: WebRTC end to end.
 
 `streamer origin` runs as a user starts it; `streamer probe` publishes the test signal to
-its WHIP endpoint (whip+http://) and plays the same key back over WHEP. The origin forwards
-what arrives without decoding it. What a user would check: the probe succeeds, every frame
-it decoded was measured (so their timecodes survived the trip), the latency is WebRTC's
-(far below a segment), nothing is reported failed, the key stays out of the output, and
-the origin saw the publish come and go. A second publish of a key already publishing is
+its WHIP endpoint (whip+http://) and plays the same key back over WHEP and over the
+origin's HLS. The origin forwards what arrives to WHEP without decoding it, and packages it
+as HLS like any publish. What a user would check: the probe succeeds with every check of
+both protocols passing (frames, audio, A/V sync), every WebRTC frame it decoded was
+measured (so their timecodes survived the trip), the WebRTC latency is far below a
+segment's, the HLS ladder has its renditions, the key stays out of the output, and the
+origin saw the publish come and go. A second publish of a key already publishing is
 refused (409), and the key is free again once the first publish has ended.
 """
 
@@ -46,7 +48,9 @@ def _wait_for_log(origin: Origin, text: str, timeout: float) -> str:
     return origin.log()
 
 
-def _probe(origin: Origin, seconds: int) -> subprocess.CompletedProcess[str]:
+def _probe(
+    origin: Origin, seconds: int, protocols: str = "webrtc"
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [
             sys.executable,
@@ -57,9 +61,11 @@ def _probe(origin: Origin, seconds: int) -> subprocess.CompletedProcess[str]:
             "--ingest-url",
             "whip+" + origin.url(f"/whip/{KEY}"),
             "--playback-protocol",
-            "webrtc",
+            protocols,
             "--whep-url",
             origin.url(f"/whep/{KEY}"),
+            "--playback-url",
+            origin.url(f"/hls/{KEY}/index.m3u8"),
             "--duration",
             f"{seconds}s",
             "--startup-timeout",
@@ -73,10 +79,10 @@ def _probe(origin: Origin, seconds: int) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_probe_publishes_over_whip_into_the_origin_and_plays_it_back_over_whep(
+def test_probe_publishes_over_whip_into_the_origin_and_plays_it_back_over_whep_and_hls(
     origin: Origin,
 ) -> None:
-    result = _probe(origin, 10)
+    result = _probe(origin, 12, "webrtc,hls")
 
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads(result.stdout)
@@ -90,9 +96,14 @@ def test_probe_publishes_over_whip_into_the_origin_and_plays_it_back_over_whep(
     # WebRTC in and out on loopback: tens of milliseconds, nowhere near a segment.
     assert webrtc["frame_latency_seconds"]["p50"] < 0.15, webrtc
     assert webrtc["freezes"] == 0, webrtc
+    # HLS of the same publish: the origin's ladder, segments measured from their timecodes.
+    hls = {r["name"]: r for r in report["renditions"] if r["name"] != "webrtc"}
+    assert {r["resolution"] for r in hls.values()} == {"640x360", "256x144"}, hls
+    assert all(r["segments"] >= 3 for r in hls.values()), hls
     assert KEY not in result.stdout + result.stderr
-    log = _wait_for_log(origin, "WHIP publisher disconnected", timeout=10)
+    log = _wait_for_log(origin, "WHIP publisher disconnected", timeout=15)
     assert "WHIP publisher connected" in log
+    assert "HLS ok" in log
     assert KEY not in log  # the key is masked in the origin's log too
 
 

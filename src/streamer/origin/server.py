@@ -3,7 +3,8 @@
 Publish to rtmp://HOST:RTMP_PORT/live/KEY (any app, any plain key) or to
 srt://HOST:SRT_PORT?streamid=KEY (MPEG-TS); play http://HOST:HTTP_PORT/hls/KEY/index.m3u8,
 or over WebRTC through WHEP at http://HOST:HTTP_PORT/whep/KEY (see webrtc.py). A WHIP
-publish to http://HOST:HTTP_PORT/whip/KEY is served over WHEP only (see whip.py).
+publish to http://HOST:HTTP_PORT/whip/KEY is forwarded to WHEP as sent and packaged as HLS
+like the others (see whip.py, whip_hls.py).
 One asyncio loop runs the RTMP relay, the SRT front (srt_front.py) and the HTTP server;
 each accepted publish is transcoded in its own thread (see relay.py,
 worker.py). A finished session's files are removed a playlist's length after it ends.
@@ -68,7 +69,7 @@ class Origin:
         loopback = is_loopback_url(f"http://{config.host}/")
         self.whep = WhepHub(loopback=loopback)
         self._relay = PublishRelay(root, on_ll_update=self._ll_updates.update, whep=self.whep)
-        self._whip = WhipIngest(self._relay, self.whep, loopback=loopback)
+        self._whip = WhipIngest(self._relay, self.whep, root, loopback=loopback)
         self._srt = (
             SrtFront(self._relay, root, config.host, config.srt_port) if config.srt_port else None
         )
@@ -132,7 +133,7 @@ async def run_origin(config: OriginConfig) -> int:
             config.http_port,
         )
         log.info(
-            "listening: WHIP http://%s:%d/whip/<key> (H.264, Opus) -> WHEP only",
+            "listening: WHIP http://%s:%d/whip/<key> (H.264, Opus) -> the same WHEP and HLS",
             config.host,
             config.http_port,
         )

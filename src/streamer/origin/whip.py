@@ -8,7 +8,8 @@ protocol). What arrives is forwarded without decoding or re-encoding: each reass
 H.264 access unit (Annex B, as the publisher packetised it) and each Opus packet goes to
 the key's WHEP viewers with its RTP timestamp. A viewer's video starts at the next IDR
 picture; a publisher that sends its SPS and PPS with every IDR (browsers and streamer's
-own WHIP publisher do) can be joined at any keyframe. No HLS is made from a WHIP publish.
+own WHIP publisher do) can be joined at any keyframe. The same frames go through the
+origin's HLS ladder too (whip_hls.py): a WHIP publish plays over HLS like any other.
 
 A publish ends on DELETE, when its connection fails or closes, when ICE and DTLS do not
 complete within CONNECT_TIMEOUT_S, or when no video arrives for READ_TIMEOUT_S.
@@ -17,10 +18,12 @@ complete within CONNECT_TIMEOUT_S, or when no video arrives for READ_TIMEOUT_S.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from aiohttp import web
 from aiortc import (
@@ -34,6 +37,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from streamer.origin.relay import PublishRelay, RejectedError, mask_key, stream_key
 from streamer.origin.webrtc import MAX_OFFER_BYTES, WhepHub
+from streamer.origin.whip_hls import TsPipe, WhipHlsFeed, WhipPublishWorker
 from streamer.webrtc.ice import loopback_only
 from streamer.webrtc.media import MediaPacket
 from streamer.webrtc.passthrough import forward_encoded, recv_encoded
@@ -41,6 +45,7 @@ from streamer.webrtc.passthrough import forward_encoded, recv_encoded
 log = logging.getLogger("streamer.origin")
 
 CONNECT_TIMEOUT_S = 20.0
+WORKER_EXIT_TIMEOUT_S = 10.0  # the HLS worker finishing its files after the publish ended
 READ_TIMEOUT_S = 10.0  # a publisher whose video is silent this long is gone
 _H264_IDR = 5
 _CORS = {"Access-Control-Allow-Origin": "*", "Access-Control-Expose-Headers": "Location"}
@@ -63,6 +68,8 @@ class _Publish:
     key: str
     pc: RTCPeerConnection
     deliver: Callable[[MediaPacket], None] | None = None
+    hls: WhipHlsFeed | None = None
+    hls_worker: WhipPublishWorker | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     connected: asyncio.Event = field(default_factory=asyncio.Event)
     ended: asyncio.Event = field(default_factory=asyncio.Event)
@@ -72,9 +79,12 @@ class _Publish:
 class WhipIngest:
     """WHIP publishes into the origin's WHEP output (event loop side)."""
 
-    def __init__(self, relay: PublishRelay, hub: WhepHub, loopback: bool = True) -> None:
+    def __init__(
+        self, relay: PublishRelay, hub: WhepHub, hls_root: Path, loopback: bool = True
+    ) -> None:
         self._relay = relay
         self._hub = hub
+        self._hls_root = hls_root
         self._loopback = loopback
         self._publishes: dict[str, _Publish] = {}  # session id -> publish
         self._runs: set[asyncio.Task[None]] = set()
@@ -176,7 +186,28 @@ class WhipIngest:
         ]
         return pc.localDescription.sdp
 
+    def _start_hls(self, publish: _Publish) -> asyncio.Event:
+        """Starts the publish's HLS (feeder and worker threads); the event is set when the
+        worker has finished its files."""
+        exited = asyncio.Event()
+        loop = asyncio.get_running_loop()
+
+        def on_exit() -> None:  # in the worker's thread, last
+            with contextlib.suppress(RuntimeError):  # the loop has closed
+                loop.call_soon_threadsafe(exited.set)
+
+        pipe = TsPipe()
+        publish.hls = WhipHlsFeed(pipe)
+        worker = WhipPublishWorker(
+            pipe, self._hls_root, publish.key, on_exit, self._relay.on_ll_update
+        )
+        publish.hls_worker = worker
+        publish.hls.start()
+        worker.start()
+        return exited
+
     async def _run(self, session: str, publish: _Publish) -> None:
+        hls_exited = asyncio.Event()
         try:
             try:
                 await asyncio.wait_for(publish.connected.wait(), CONNECT_TIMEOUT_S)
@@ -185,7 +216,16 @@ class WhipIngest:
                 return
             if publish.ended.is_set():
                 return
-            publish.deliver = self._hub.publish(publish.key)
+            to_viewers = self._hub.publish(publish.key)
+            hls_exited = self._start_hls(publish)
+            feed = publish.hls
+
+            def deliver(packet: MediaPacket) -> None:
+                to_viewers(packet)
+                if feed is not None:
+                    feed.push(packet)
+
+            publish.deliver = deliver
             log.info("WHIP publisher connected: key %s", mask_key(publish.key))
             await publish.ended.wait()
         finally:
@@ -195,11 +235,17 @@ class WhipIngest:
             await asyncio.gather(*publish.tasks, return_exceptions=True)
             await publish.pc.close()
             self._hub.ended(publish.key)
+            if publish.hls is not None:
+                publish.hls.end()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(hls_exited.wait(), WORKER_EXIT_TIMEOUT_S)
             self._relay.release(publish.key)
+            worker = publish.hls_worker
             log.info(
-                "WHIP publisher disconnected: key %s, %d frames",
+                "WHIP publisher disconnected: key %s, %d frames, HLS %s",
                 mask_key(publish.key),
                 publish.video_frames,
+                "none" if worker is None else f"error: {worker.error}" if worker.error else "ok",
             )
 
     async def _forward(self, publish: _Publish, track: MediaStreamTrack) -> None:
