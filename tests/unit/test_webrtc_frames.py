@@ -121,6 +121,45 @@ def test_audio_bursts_are_found_on_the_shared_timeline() -> None:
     assert [round(t, 2) for t in audio.burst_onsets] == [2000.5]
 
 
+def _play(batcher: FrameBatcher, seconds: float, audio_late: float, audio_until: float) -> list:
+    """Video at 30 fps arriving on time, audio (20 ms frames, contiguous timestamps until
+    `audio_until`) arriving `audio_late` seconds after its moment; units as due."""
+    events = [(n / FPS, "v", n) for n in range(round(seconds * FPS))]
+    events += [(k * 0.02 + audio_late, "a", k) for k in range(round(audio_until / 0.02))]
+    units = []
+    for arrived, kind, n in sorted(events):
+        if kind == "v":
+            batcher.add_video(video_frame(n, 100.0 + n / FPS), 3000.0 + arrived)
+        else:
+            batcher.add_audio(audio_frame(40.0 + n * 0.02, None), 3000.0 + arrived)
+        if batcher.due(3000.0 + arrived):
+            units.append(batcher.flush())
+    return [u for u in units if u is not None]
+
+
+def test_audio_arriving_late_behind_its_video_is_waited_for_not_taken_for_silence() -> None:
+    # A busy host: every audio frame arrives 0.3 s after its moment, none is missing.
+    units = _play(FrameBatcher("webrtc"), 6.0, audio_late=0.3, audio_until=6.0)
+    assert len(units) >= 8
+    for unit in units[1:]:  # the first frame goes at once: startup
+        assert unit.analysis is not None and unit.analysis.audio is not None
+        assert unit.analysis.audio.end_pts is not None
+        # Its audio reaches its video's end: no silence to report.
+        assert unit.analysis.audio.end_pts >= unit.analysis.last_pts - 0.05
+
+
+def test_audio_that_stopped_is_waited_for_once_at_most_a_second() -> None:
+    units = _play(FrameBatcher("webrtc"), 6.0, audio_late=0.0, audio_until=2.0)
+    silent = [i for i, u in enumerate(units) if u.analysis and u.analysis.audio is None]
+    assert silent, "the units after the audio stopped must go without it"
+    straddling, first_silent = units[silent[0] - 1], units[silent[0]]
+    # The unit the audio stopped in waited AUDIO_WAIT_SECONDS for more of it...
+    assert 3000.0 + 2.0 + 0.9 < straddling.listed_at < 3000.0 + 2.0 + 1.3
+    # ...and the next ones go without waiting again: the silence is reported at once.
+    assert first_silent.listed_at - straddling.listed_at < 0.6
+    assert silent == list(range(silent[0], len(units)))
+
+
 def test_frame_latency_is_decode_time_minus_send_time_of_every_readable_frame() -> None:
     log = SendLog(frames_per_loop=1800, fps=FPS)
     for n in range(10):

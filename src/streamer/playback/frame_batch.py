@@ -12,6 +12,12 @@ sync a player might add) and holes in the audio are real holes, not scheduling j
 The first frames often arrive in a burst (a server sends what it buffered while starting),
 so the mapping improves as frames come: a unit whose mapping moved by more than
 `_CLOCK_STEP_SECONDS` starts a new timeline (a discontinuity), as a segment would.
+
+Audio and video come through separate receivers (and decoder threads), so on a busy host
+the audio of a moment can arrive after its video. A unit therefore waits, up to
+`AUDIO_WAIT_SECONDS`, until the audio has reached its video's end on the timeline: a unit
+cut before its audio arrived would read as silence that no listener heard. Audio later
+than that is missing for a listener too, and the unit goes without it.
 """
 
 from __future__ import annotations
@@ -38,6 +44,8 @@ from streamer.playback.segment import (
 from streamer.testsignal import timecode
 
 BATCH_SECONDS = 0.5
+AUDIO_WAIT_SECONDS = 1.0  # how long a unit waits for audio late behind its video
+_AUDIO_SLACK_SECONDS = 0.05  # audio this close to the video's end has caught up
 UNIT_URI = "webrtc:frames"
 _MAX_BATCH_FRAMES = 600  # a runaway sender cannot grow a unit without bound
 _CLOCK_STEP_SECONDS = 0.01
@@ -105,6 +113,9 @@ class FrameBatcher:
     _steps: deque[float] = field(default_factory=lambda: deque(maxlen=30))
     _awaiting_keyframe: bool = False
     _audio_peak: float = 0.0  # the loudest audio window heard (a tone burst's)
+    _audio_end: float | None = None  # where the newest audio received ends (its PTS)
+    _audio_waiting_since: float | None = None  # arrival clock: a unit waits for its audio
+    _audio_given_up: bool = False  # the audio is AUDIO_WAIT_SECONDS late: not waited for
 
     def add_video(self, frame: av.VideoFrame, arrived: float) -> None:
         if frame.pts is None or frame.time_base is None:
@@ -146,21 +157,44 @@ class FrameBatcher:
         if envelope is None:
             return
         pts = float(frame.pts * frame.time_base)
+        duration = frame.samples / frame.sample_rate
         self._audio_clock.observe(pts, arrived)
-        self._audio.append(_Audio(pts, frame.samples / frame.sample_rate, envelope))
+        self._audio.append(_Audio(pts, duration, envelope))
+        end = pts + duration
+        self._audio_end = end if self._audio_end is None else max(self._audio_end, end)
 
     @property
     def pending(self) -> int:
         return len(self._frames)
 
-    def due(self) -> bool:
+    def due(self, now: float | None = None) -> bool:
         """Whether a unit should go now: the very first frame (startup is timed by it), a
-        unit's worth of frames, or the bound."""
+        unit's worth of frames once their audio is in (see `audio_ready`), or the bound.
+        `now`: the arrival clock (wall); default, the newest frame's arrival."""
         if not self._frames:
             return False
         if self._sequence == 0 or len(self._frames) >= _MAX_BATCH_FRAMES:
             return True
-        return self._frames[-1].pts - self._frames[0].pts >= self.batch_seconds
+        if self._frames[-1].pts - self._frames[0].pts < self.batch_seconds:
+            return False
+        return self.audio_ready(self._frames[-1].arrived if now is None else now)
+
+    def audio_ready(self, now: float) -> bool:
+        """Whether the audio has reached the pending frames' end on the timeline, or will
+        not: no audio ever came, or it is AUDIO_WAIT_SECONDS late (`now`: arrival clock)."""
+        if not self._frames or self._audio_end is None:
+            return True
+        video_end = self._video_clock.wall(self._frames[-1].pts)
+        if self._audio_clock.wall(self._audio_end) >= video_end - _AUDIO_SLACK_SECONDS:
+            self._audio_waiting_since = None
+            self._audio_given_up = False
+            return True
+        if self._audio_given_up:  # waited once already: units go on without it meanwhile
+            return True
+        if self._audio_waiting_since is None:
+            self._audio_waiting_since = now
+        self._audio_given_up = now - self._audio_waiting_since >= AUDIO_WAIT_SECONDS
+        return self._audio_given_up
 
     def flush(self) -> SegmentFetch | None:
         """The unit of the frames (and audio) received since the last flush, or None."""
@@ -168,6 +202,7 @@ class FrameBatcher:
             return None
         frames, self._frames = self._frames, []
         audio, self._audio = self._audio, []
+        self._audio_waiting_since = None
         pts = [self._video_clock.wall(f.pts) for f in frames]
         steps = [b - a for a, b in itertools.pairwise(pts) if b > a]
         analysis = SegmentAnalysis(

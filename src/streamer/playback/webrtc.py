@@ -251,7 +251,11 @@ class WebRtcPlayback:
             if self._last_frame is None:
                 continue
             idle = now - self._last_frame
-            if idle >= _IDLE_FLUSH_SECONDS and self._batcher.pending:
+            if (
+                idle >= _IDLE_FLUSH_SECONDS
+                and self._batcher.pending
+                and self._batcher.audio_ready(time.time())
+            ):
                 self._deliver()
             settled = self._first_frame is not None and (
                 self._last_frame - self._first_frame >= _SETTLE_SECONDS
