@@ -18,10 +18,12 @@ origin:
 	$(PY) -m streamer origin $(ARGS)
 
 # The coverage floor (pyproject.toml) is the whole suite's: a run narrowed by ARGS is
-# reported, not held to it.
+# reported, not held to it. Two workers (pytest-xdist), whole files each (module fixtures
+# start their servers once): the end-to-end sessions mostly wait on real time.
 test: lint  ## lint and types, then unit and end-to-end tests against real servers, with coverage
 	@scripts/install-deps.sh test
-	$(PY) -m pytest -q -p no:cacheprovider --cov --cov-report=term-missing:skip-covered \
+	$(PY) -m pytest -q -p no:cacheprovider -n 2 --dist loadfile \
+		--cov --cov-report=term-missing:skip-covered \
 		$(if $(ARGS),--cov-fail-under=0) $(ARGS)
 
 test-fast:

@@ -107,6 +107,10 @@ def test_dropped_frames_in_one_rendition_are_caught_there_and_only_there(
         if (kind, rendition) == ("frame_drop", "640x360")
     ]
     assert drops and "10 frame(s) missing" in drops[0], failures
-    assert {(kind, rendition) for kind, rendition, _ in failures} == {("frame_drop", "640x360")}, (
-        failures
-    )
+    # Nothing on the healthy rendition. The faulty one is written by a frame-dropping
+    # FFmpeg writer that, on a loaded machine (the suite runs two workers), may also be a
+    # little late with a 1 s segment: a late playlist there is real, not a false report.
+    assert {(kind, rendition) for kind, rendition, _ in failures} <= {
+        ("frame_drop", "640x360"),
+        ("stale_playlist", "640x360"),
+    }, failures

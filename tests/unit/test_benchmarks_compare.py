@@ -54,3 +54,39 @@ def test_a_cpu_figure_apart_by_more_than_the_percentage_fails(tmp_path: Path) ->
     second = _run(tmp_path / "b.json", {"cpu": (0.50, "s")})
     assert main([str(first), str(second)]) == 1
     assert main([str(first), str(second), "--within", "25"]) == 0
+
+
+def _point(path: Path, value: float, behind: int) -> Path:
+    path.write_text(
+        json.dumps(
+            {
+                "figures": [
+                    {
+                        "section": "density",
+                        "name": "N=50: segments reported late",
+                        "measured": value,
+                        "unit": "",
+                        "details": {"draws_behind": behind, "draws_total": 3},
+                    }
+                ]
+            }
+        )
+    )
+    return path
+
+
+def test_a_point_behind_in_every_draw_of_both_runs_agrees_on_that_verdict(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first = _point(tmp_path / "a.json", 397.0, behind=3)
+    second = _point(tmp_path / "b.json", 191.0, behind=3)
+    assert main([str(first), str(second)]) == 0
+    assert "fell behind in both runs: not held" in capsys.readouterr().out
+
+
+def test_a_point_behind_in_one_run_only_disagrees(tmp_path: Path) -> None:
+    first = _point(tmp_path / "a.json", 0.0, behind=0)
+    second = _point(tmp_path / "b.json", 12.0, behind=3)
+    assert main([str(first), str(second)]) == 1
+    # Some draws behind in one run: compared as usual (0 vs 0 agrees).
+    assert main([str(_point(tmp_path / "c.json", 0.0, 1)), str(first)]) == 0
