@@ -24,6 +24,7 @@ from streamer.events import (
 from streamer.livepeer.client import LivepeerClient, webrtc_source
 from streamer.livepeer.provision import LivepeerProvisioner
 from streamer.placement import frame_latencies
+from streamer.playback.follower import SegmentFetch
 from streamer.playback.frame_batch import FrameBatcher
 from streamer.publish.registry import ingest_protocol
 from streamer.publish.sendlog import SendLog
@@ -121,7 +122,9 @@ def test_audio_bursts_are_found_on_the_shared_timeline() -> None:
     assert [round(t, 2) for t in audio.burst_onsets] == [2000.5]
 
 
-def _play(batcher: FrameBatcher, seconds: float, audio_late: float, audio_until: float) -> list:
+def _play(
+    batcher: FrameBatcher, seconds: float, audio_late: float, audio_until: float
+) -> list[SegmentFetch]:
     """Video at 30 fps arriving on time, audio (20 ms frames, contiguous timestamps until
     `audio_until`) arriving `audio_late` seconds after its moment; units as due."""
     events = [(n / FPS, "v", n) for n in range(round(seconds * FPS))]
