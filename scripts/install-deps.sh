@@ -10,8 +10,9 @@ apt_packages=()
 if [ "$mode" = test ] || [ "$mode" = bench ]; then
   # nginx + RTMP module: the independent real origin; stream module: RTMPS in front of it;
   # ffmpeg: transcode ladder inside nginx-rtmp; prometheus: real scrapes + promtool;
-  # docker-compose: validates the compose file; chromium: status page tests.
-  apt_packages=(nginx libnginx-mod-rtmp libnginx-mod-stream ffmpeg prometheus docker-compose chromium)
+  # docker-compose: validates the compose file; chromium: status page tests;
+  # janus, janus-tools: an independent WebRTC server (WHIP/WHEP tests) and janus-pp-rec.
+  apt_packages=(nginx libnginx-mod-rtmp libnginx-mod-stream ffmpeg prometheus docker-compose chromium janus janus-tools)
 fi
 missing=()
 for pkg in "${apt_packages[@]}"; do
