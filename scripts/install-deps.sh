@@ -12,8 +12,9 @@ if [ "$mode" = test ] || [ "$mode" = bench ]; then
   # nginx + RTMP module: the independent real origin; stream module: RTMPS in front of it;
   # ffmpeg: transcode ladder inside nginx-rtmp, and an SRT listener writing HLS;
   # prometheus: real scrapes + promtool; docker-compose: validates the compose file;
-  # chromium: status page tests.
-  apt_packages+=(nginx libnginx-mod-rtmp libnginx-mod-stream ffmpeg prometheus docker-compose chromium)
+  # chromium: status page tests; janus, janus-tools: an independent WebRTC server (WHIP/WHEP
+  # tests) and janus-pp-rec; iproute2: the network namespace those tests run Janus in.
+  apt_packages+=(nginx libnginx-mod-rtmp libnginx-mod-stream ffmpeg prometheus docker-compose chromium janus janus-tools iproute2)
 fi
 missing=()
 for pkg in "${apt_packages[@]}"; do

@@ -31,11 +31,12 @@ from aiortc import (
 from aiortc.mediastreams import MediaStreamError
 
 from streamer.events import ConnectTime, FreezeEnded, TransportStats
+from streamer.playback import whep_offer
 from streamer.playback.base import PlaybackObserver, PlaybackOptions
 from streamer.playback.fetch import Fetcher
 from streamer.playback.frame_batch import FrameBatcher
 from streamer.playback.segment import SegmentDecodeError
-from streamer.playback.whep import NEGOTIATION_FAILED, WhepClient, WhepError
+from streamer.playback.whep import NEGOTIATION_FAILED, ServerOfferError, WhepClient, WhepError
 from streamer.webrtc.ice import configuration, is_loopback_url, loopback_only
 
 log = logging.getLogger(__name__)
@@ -126,6 +127,21 @@ class WebRtcPlayback:
             pc = await self._offer()
             try:
                 answer = await whep.offer(pc.localDescription.sdp)
+            except ServerOfferError as server:
+                await pc.close()
+                try:
+                    return await whep_offer.accept(
+                        self._fetcher,
+                        whep.resource,
+                        server,
+                        configuration(self._options.ice_servers),
+                        self._on_track,
+                        loopback=is_loopback_url(self._url),
+                    )
+                except WhepError as exc:
+                    self._last_error = exc.detail
+                    self._observer.on_error(None, exc.kind, exc.detail)
+                    return None
             except WhepError as exc:
                 await pc.close()
                 self._last_error = exc.detail

@@ -16,7 +16,7 @@ import logging
 
 from yarl import URL
 
-from streamer.playback.fetch import Fetcher, FetchError
+from streamer.playback.fetch import Answer, Fetcher, FetchError
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +25,7 @@ SDP_CONTENT_TYPE = "application/sdp"
 MAX_ANSWER_BYTES = 64 << 10  # an SDP answer is a few KiB
 WHEP_OFFER = "WHEP offer"
 WHEP_RESOURCE = "WHEP resource"
+SERVER_OFFER_STATUS = 406  # with the server's own SDP offer: see playback/whep_offer.py
 
 
 class WhepError(Exception):
@@ -35,6 +36,14 @@ class WhepError(Exception):
         self.kind = kind
         self.detail = detail
         self.status = status
+
+
+class ServerOfferError(Exception):
+    """The endpoint answered with its own SDP offer, to be answered by PATCH."""
+
+    def __init__(self, sdp: str) -> None:
+        super().__init__("the WHEP server sent its own offer")
+        self.sdp = sdp
 
 
 class WhepClient:
@@ -58,21 +67,27 @@ class WhepClient:
             )
         except FetchError as exc:
             raise WhepError(exc.kind, str(exc), exc.status) from None
+        text = answer.body.decode("utf-8", errors="replace")
+        if answer.status == SERVER_OFFER_STATUS and text.lstrip().startswith("v=0"):
+            self._keep_resource(answer)
+            raise ServerOfferError(text)
         if answer.status >= 300:
             detail = f"WHEP offer: HTTP {answer.status}"
             if answer.status in (401, 403):
                 detail += " (playback refused: token missing, expired or invalid)"
             raise WhepError(NEGOTIATION_FAILED, detail, answer.status)
+        self._keep_resource(answer)
+        if not text.lstrip().startswith("v=0"):
+            raise WhepError(NEGOTIATION_FAILED, "WHEP offer: the answer is not an SDP")
+        return text
+
+    def _keep_resource(self, answer: Answer) -> None:
         location = answer.headers.get("Location")
         if location:
             try:
                 self.resource = str(answer.url.join(URL(location)))
             except ValueError:
                 log.info("WHEP answer with a malformed Location: the session is not deleted")
-        text = answer.body.decode("utf-8", errors="replace")
-        if not text.lstrip().startswith("v=0"):
-            raise WhepError(NEGOTIATION_FAILED, "WHEP offer: the answer is not an SDP")
-        return text
 
     async def close(self) -> None:
         """DELETEs the session's resource, if the server named one; failures are logged."""
