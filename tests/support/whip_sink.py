@@ -1,8 +1,6 @@
 """A WHIP endpoint that receives a publish with aiortc and keeps what arrived: the frame
-number read from every decoded picture, and how much audio.
-
-Janus, the independent WebRTC server of the issue, cannot take part on loopback here: its
-ICE never gathers loopback addresses (src/ice.c skips IFF_LOOPBACK interfaces).
+number read from every decoded picture, and how much audio: the WHIP publisher's unit of
+truth, cheaper than Janus (tests/support/janus.py), which the Janus tests use instead.
 """
 
 from __future__ import annotations
