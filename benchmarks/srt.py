@@ -16,15 +16,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
-import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
-from tests.support.ports import free_port, wait_for_port
+from tests.support.embedded_origin import running_origin
+from tests.support.ports import free_port
 from tests.support.session_run import Recorder, run_session
 from tests.support.srt_origin import FfmpegSrtOrigin, is_bound_udp, srt_url
 from tests.support.udp_relay import Impairment, UdpRelay
@@ -43,34 +42,9 @@ LOSS_LEVELS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6)  # `make bench` time: steps of
 @contextlib.contextmanager
 def _origin(workdir: Path) -> Iterator[tuple[int, int, int]]:
     """`streamer origin` with RTMP and SRT; yields (rtmp, srt, http) ports."""
-    rtmp, srt, http = free_port(), free_port(), free_port()
     workdir.mkdir(parents=True, exist_ok=True)
-    with (workdir / "origin.log").open("wb") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "streamer",
-                "origin",
-                "--rtmp-port",
-                str(rtmp),
-                "--http-port",
-                str(http),
-                "--srt-port",
-                str(srt),
-            ],
-            stderr=log,
-        )
-    try:
-        wait_for_port(http, timeout=20)
-        yield rtmp, srt, http
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    with running_origin(workdir / "origin.log", srt=True) as origin:
+        yield origin.rtmp_port, origin.srt_port, origin.http_port
 
 
 def _startup(recorder: Recorder) -> float | None:

@@ -11,15 +11,13 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from tests.support.aio import serve_local
-from tests.support.ports import free_port, wait_for_port
+from tests.support.embedded_origin import running_origin
 from tests.support.session_run import Recorder, run_session
 from tests.support.udp_relay import Impairment, WhepRelayProxy
 
@@ -43,20 +41,10 @@ KNOWN_DELAY = 0.05
 
 @contextmanager
 def _origin(workdir: Path) -> Iterator[tuple[int, int]]:
-    rtmp, http = free_port(), free_port()
+    """`streamer origin`; yields (rtmp, http) ports."""
     workdir.mkdir(parents=True, exist_ok=True)
-    with (workdir / "origin.log").open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "streamer", "origin", "--rtmp-port", str(rtmp), "--http-port",
-             str(http)],
-            stderr=log,
-        )  # fmt: skip
-    try:
-        wait_for_port(http, timeout=20)
-        yield rtmp, http
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    with running_origin(workdir / "origin.log") as origin:
+        yield origin.rtmp_port, origin.http_port
 
 
 def _settings(

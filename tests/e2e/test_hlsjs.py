@@ -5,27 +5,17 @@ stall over 30 s of playing."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from streamer.testsignal.clip import Clip
-from tests.e2e.test_origin import Origin, ffmpeg_publish, get, start_origin, stop_origin
+from tests.support.embedded_origin import Origin, ffmpeg_publish, get
 from tests.support.hlsjs import HLSJS_VERSION, play_ll_hls
 
 pytestmark = pytest.mark.e2e
 
 KEY = "k1hlsjs-secret-key"
 PLAY_SECONDS = 30.0
-
-
-@pytest.fixture
-def origin(tmp_path: Path) -> Iterator[Origin]:
-    running = start_origin(tmp_path / "origin.log")
-    yield running
-    if running.process.poll() is None:
-        stop_origin(running)
 
 
 async def test_hlsjs_plays_the_ll_stream_at_the_live_edge(origin: Origin, clip: Clip) -> None:

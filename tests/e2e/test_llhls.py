@@ -11,8 +11,6 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
-from pathlib import Path
 
 import av
 import m3u8
@@ -21,27 +19,17 @@ import pytest
 
 from streamer.testsignal import timecode
 from streamer.testsignal.clip import Clip
-from tests.e2e.test_origin import (
+from tests.support.embedded_origin import (
     Origin,
     Response,
     ffmpeg_publish,
     get,
-    start_origin,
-    stop_origin,
     wait_for,
 )
 
 pytestmark = pytest.mark.e2e
 
 KEY = "k1llhls-secret-key"
-
-
-@pytest.fixture
-def origin(tmp_path: Path) -> Iterator[Origin]:
-    running = start_origin(tmp_path / "origin.log")
-    yield running
-    if running.process.poll() is None:
-        stop_origin(running)
 
 
 def held_get(url: str) -> Response:

@@ -24,7 +24,6 @@ from streamer.playback.llhls import HINT_NOT_LISTED
 from streamer.publish.flv import FlvClip
 from streamer.session import SessionSettings
 from streamer.testsignal.clip import Clip, ClipSpec
-from tests.e2e.test_origin import Origin, start_origin, stop_origin
 from tests.support.chaos import (
     ChaosProxy,
     DelayBlocking,
@@ -33,6 +32,7 @@ from tests.support.chaos import (
     FreezeParts,
     Rewrite,
 )
+from tests.support.embedded_origin import Origin, start_origin, stop_origin
 from tests.support.session_run import Recorder, run_session
 
 pytestmark = pytest.mark.e2e

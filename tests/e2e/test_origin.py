@@ -10,7 +10,6 @@ import io
 import json
 import os
 import re
-import signal
 import socket
 import struct
 import subprocess
@@ -19,8 +18,6 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import av
@@ -34,116 +31,18 @@ from streamer.origin.rtmp_chunks import COMMANDS, ChunkError, ChunkReader
 from streamer.publish import amf0, rtmp
 from streamer.testsignal import timecode
 from streamer.testsignal.clip import Clip
+from tests.support.embedded_origin import (
+    Origin,
+    ffmpeg_publish,
+    get,
+    stop_origin,
+    wait_for,
+)
 from tests.support.ports import free_port, wait_for_port
 
 pytestmark = pytest.mark.e2e
 
 KEY = "k1origin-secret-key"  # long enough that the masked form keeps 4 characters
-
-
-@dataclass
-class Origin:
-    process: subprocess.Popen[bytes]
-    rtmp_port: int
-    http_port: int
-    log_path: Path
-
-    def ingest_url(self, key: str) -> str:
-        return f"rtmp://127.0.0.1:{self.rtmp_port}/live/{key}"
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.http_port}{path}"
-
-    def log(self) -> str:
-        return self.log_path.read_text()
-
-
-@dataclass
-class Response:
-    status: int
-    headers: dict[str, str]
-    body: bytes
-
-
-def get(url: str) -> Response:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as answer:
-            return Response(answer.status, dict(answer.headers), answer.read())
-    except urllib.error.HTTPError as error:
-        return Response(error.code, dict(error.headers), error.read())
-
-
-def start_origin(log_path: Path) -> Origin:
-    rtmp_port, http_port = free_port(), free_port()
-    with log_path.open("wb") as log:  # the origin writes to its own copy
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "streamer",
-                "origin",
-                "--rtmp-port",
-                str(rtmp_port),
-                "--http-port",
-                str(http_port),
-            ],
-            stderr=log,
-        )
-    wait_for_port(http_port, timeout=20)
-    return Origin(process, rtmp_port, http_port, log_path)
-
-
-def stop_origin(origin: Origin) -> float:
-    """SIGTERM; returns how long the origin took to exit."""
-    started = time.monotonic()
-    origin.process.send_signal(signal.SIGTERM)
-    try:
-        origin.process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        origin.process.kill()
-        origin.process.wait()
-    return time.monotonic() - started
-
-
-@pytest.fixture
-def origin(tmp_path: Path) -> Iterator[Origin]:
-    running = start_origin(tmp_path / "origin.log")
-    yield running
-    if running.process.poll() is None:
-        stop_origin(running)
-
-
-def ffmpeg_publish(clip: Clip, url: str, seconds: float) -> subprocess.Popen[bytes]:
-    """ffmpeg publishing the clip; use it in `with` (or `communicate()`), which closes its
-    stderr pipe."""
-    return subprocess.Popen(
-        [
-            "ffmpeg",
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-re",
-            "-i",
-            str(clip.path),
-            "-t",
-            str(seconds),
-            "-c",
-            "copy",
-            "-f",
-            "flv",
-            url,
-        ],
-        stdin=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not met in time")
-        time.sleep(0.05)
 
 
 class LatencySampler:

@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -20,7 +18,7 @@ from streamer.publish.flv import FlvClip
 from streamer.publish.srt_publisher import SrtPublisher
 from streamer.publish.srt_url import parse_srt
 from streamer.testsignal.clip import Clip
-from tests.support.ports import free_port, wait_for_port
+from tests.support.embedded_origin import Origin, running_origin
 from tests.support.srt_origin import srt_url
 
 pytestmark = pytest.mark.e2e
@@ -28,47 +26,10 @@ pytestmark = pytest.mark.e2e
 KEY = "k1origin-srt-secret-key"
 
 
-@dataclass
-class Origin:
-    process: subprocess.Popen[bytes]
-    srt_port: int
-    http_port: int
-    log_path: Path
-
-    def playback_url(self, key: str) -> str:
-        return f"http://127.0.0.1:{self.http_port}/hls/{key}/index.m3u8"
-
-
 @pytest.fixture
 def origin(tmp_path: Path) -> Iterator[Origin]:
-    rtmp_port, http_port, srt_port = free_port(), free_port(), free_port()
-    log_path = tmp_path / "origin.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "streamer",
-                "origin",
-                "--rtmp-port",
-                str(rtmp_port),
-                "--http-port",
-                str(http_port),
-                "--srt-port",
-                str(srt_port),
-            ],
-            stderr=log,
-        )
-    try:
-        wait_for_port(http_port, timeout=20)
-        yield Origin(process, srt_port, http_port, log_path)
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    with running_origin(tmp_path / "origin.log", srt=True) as running:
+        yield running
 
 
 def test_probe_publishes_over_srt_into_the_origin(origin: Origin) -> None:

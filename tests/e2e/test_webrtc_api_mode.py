@@ -9,9 +9,6 @@ test stream is deleted.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import aiohttp
 import pytest
 
@@ -22,21 +19,13 @@ from streamer.publish.flv import FlvClip
 from streamer.session import Session, SessionSettings
 from streamer.sinks.report import SessionReport
 from streamer.testsignal.clip import Clip
-from tests.e2e.test_origin import Origin, start_origin, stop_origin
+from tests.support.embedded_origin import Origin
 from tests.support.fake_livepeer import FakeLivepeer
 from tests.support.session_run import Recorder
 
 pytestmark = pytest.mark.e2e
 
 API_KEY = "sk-live-apikey-webrtc-0123456789"
-
-
-@pytest.fixture
-def origin(tmp_path: Path) -> Iterator[Origin]:
-    running = start_origin(tmp_path / "origin.log")
-    yield running
-    if running.process.poll() is None:
-        stop_origin(running)
 
 
 async def test_api_mode_plays_the_webrtc_source_of_the_playback_info(

@@ -9,8 +9,6 @@ the browser's own statistics (getStats) see the H.264 stream.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,9 +19,9 @@ from streamer.publish.flv import FlvClip
 from streamer.session import SessionSettings
 from streamer.targets import FixedTarget, Target
 from streamer.testsignal.clip import Clip
-from tests.e2e.test_origin import Origin, start_origin, stop_origin
 from tests.support.aio import serve_local
 from tests.support.browser import WEBRTC_LOOPBACK_ARGS, chromium, open_page
+from tests.support.embedded_origin import Origin
 from tests.support.session_run import run_session
 
 pytestmark = pytest.mark.e2e
@@ -66,14 +64,6 @@ async function inboundVideo() {
 </script>
 </body></html>
 """
-
-
-@pytest.fixture
-def origin(tmp_path: Path) -> Iterator[Origin]:
-    running = start_origin(tmp_path / "origin.log")
-    yield running
-    if running.process.poll() is None:
-        stop_origin(running)
 
 
 async def test_chromium_plays_the_embedded_origins_whep_output(

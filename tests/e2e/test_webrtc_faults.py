@@ -10,8 +10,6 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -27,8 +25,8 @@ from streamer.publish.flv import FlvClip
 from streamer.session import SessionSettings
 from streamer.targets import FixedTarget, Target
 from streamer.testsignal.clip import Clip
-from tests.e2e.test_origin import Origin, start_origin, stop_origin
 from tests.support.aio import serve_local
+from tests.support.embedded_origin import Origin
 from tests.support.session_run import Recorder, run_session
 from tests.support.udp_relay import Impairment, WhepRelayProxy
 
@@ -36,14 +34,6 @@ pytestmark = pytest.mark.e2e
 
 KEY = "webrtc-fault-key"
 FREEZE_MS = 500.0
-
-
-@pytest.fixture
-def origin(tmp_path: Path) -> Iterator[Origin]:
-    running = start_origin(tmp_path / "origin.log")
-    yield running
-    if running.process.poll() is None:
-        stop_origin(running)
 
 
 async def impaired_session(

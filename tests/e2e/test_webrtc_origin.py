@@ -10,8 +10,6 @@ is deleted at the end.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -27,20 +25,12 @@ from streamer.publish.flv import FlvClip
 from streamer.session import SessionSettings
 from streamer.targets import FixedTarget, Target
 from streamer.testsignal.clip import Clip
-from tests.e2e.test_origin import Origin, start_origin, stop_origin
+from tests.support.embedded_origin import Origin
 from tests.support.session_run import run_session
 
 pytestmark = pytest.mark.e2e
 
 KEY = "webrtc-origin-key"
-
-
-@pytest.fixture
-def origin(tmp_path: Path) -> Iterator[Origin]:
-    running = start_origin(tmp_path / "origin.log")
-    yield running
-    if running.process.poll() is None:
-        stop_origin(running)
 
 
 def settings_for(origin: Origin, protocols: tuple[str, ...], seconds: float) -> SessionSettings:

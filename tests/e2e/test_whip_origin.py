@@ -19,25 +19,15 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import aiohttp
 import pytest
 
-from tests.e2e.test_origin import Origin, start_origin, stop_origin
+from tests.support.embedded_origin import Origin
 
 pytestmark = pytest.mark.e2e
 
 KEY = "whip-origin-key-0042"
-
-
-@pytest.fixture
-def origin(tmp_path: Path) -> Iterator[Origin]:
-    running = start_origin(tmp_path / "origin.log")
-    yield running
-    if running.process.poll() is None:
-        stop_origin(running)
 
 
 def _wait_for_log(origin: Origin, text: str, timeout: float) -> str:
