@@ -19,11 +19,9 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-import av
-
 from streamer.origin.llhls import UpdateCallback
 from streamer.origin.relay import PublishRelay, RejectedError, mask_key, stream_key
-from streamer.origin.worker import READ_TIMEOUT_S, PublishWorker
+from streamer.origin.worker import READ_TIMEOUT_S, TsPublishWorker
 from streamer.publish import libsrt
 
 log = logging.getLogger("streamer.origin")
@@ -32,11 +30,10 @@ REJECT_BAD_KEY = 1400  # SRT_REJX_BAD_REQUEST
 REJECT_BUSY = 1409  # SRT_REJX_CONFLICT
 LATENCY_MS = 120  # libsrt's live default; a caller asking for more gets its own
 _MESSAGE = 1500
+
+
 # MPEG-TS from an encoder carries codec parameters with every keyframe: half a second of
 # probing finds them and keeps the publish -> first segment delay near one GOP.
-_OPEN_OPTIONS = {"analyzeduration": "500000", "probesize": "500000"}
-
-
 class _SrtReader:
     """A file-like view of one SRT receiver for PyAV: `read` returns the next message."""
 
@@ -59,7 +56,7 @@ class _SrtReader:
         return data
 
 
-class SrtPublishWorker(PublishWorker):
+class SrtPublishWorker(TsPublishWorker):
     """One SRT publish: PyAV reads the TS from the socket, the ladder writes HLS."""
 
     def __init__(
@@ -70,20 +67,14 @@ class SrtPublishWorker(PublishWorker):
         on_exit: Callable[[], None],
         on_ll_update: UpdateCallback | None = None,
     ) -> None:
-        super().__init__(0, hls_root, key, on_exit, on_ll_update)
-        self.name = "origin-srt-publish"
-        self._sock = sock
+        self._srt_reader = _SrtReader(sock)
+        super().__init__(
+            self._srt_reader, "origin-srt-publish", hls_root, key, on_exit, on_ll_update
+        )
 
     def _run(self) -> None:
-        reader = _SrtReader(self._sock)
-        try:
-            source = av.open(reader, "r", format="mpegts", options=_OPEN_OPTIONS)
-        except (av.FFmpegError, OSError) as exc:
-            self.error = f"publish did not start: {exc.__class__.__name__}"
-            return
-        with source:
-            self._serve(source)
-        if reader.timed_out and self.error is None:
+        super()._run()
+        if self._srt_reader.timed_out and self.error is None:
             self.error = f"publisher sent nothing for {READ_TIMEOUT_S:g}s"
 
 

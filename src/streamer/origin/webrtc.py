@@ -38,6 +38,7 @@ from aiortc import (
 )
 
 from streamer.origin.relay import RejectedError, mask_key, stream_key
+from streamer.origin.sdp_http import CORS, answer_response, preflight, read_offer
 from streamer.webrtc.ice import loopback_only
 from streamer.webrtc.media import MediaPacket, PacketTrack
 
@@ -47,12 +48,7 @@ OPUS_RATE = 48_000
 OPUS_FRAME_SAMPLES = 960  # 20 ms
 OPUS_BITRATE = 96_000
 _VIDEO_TIME_BASE = fractions.Fraction(1, 90_000)
-MAX_OFFER_BYTES = 64 << 10
 MAX_VIEWERS = 64
-_CORS = {
-    "Access-Control-Allow-Origin": "*",
-    "Access-Control-Expose-Headers": "Location",
-}
 
 
 class MediaFeed:
@@ -179,52 +175,35 @@ class WhepHub:
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_post("/whep/{key}", self._post)
-        app.router.add_route("OPTIONS", "/whep/{key}", self._options)
+        app.router.add_route("OPTIONS", "/whep/{key}", preflight)
         app.router.add_delete("/whep/{key}/{session}", self._delete)
-        app.router.add_route("OPTIONS", "/whep/{key}/{session}", self._options)
+        app.router.add_route("OPTIONS", "/whep/{key}/{session}", preflight)
         app.router.add_patch("/whep/{key}/{session}", self._patch)
-
-    async def _options(self, _: web.Request) -> web.Response:
-        return web.Response(
-            status=204,
-            headers={
-                **_CORS,
-                "Access-Control-Allow-Methods": "POST, DELETE, OPTIONS",
-                "Access-Control-Allow-Headers": "Content-Type, Authorization",
-            },
-        )
 
     async def _post(self, request: web.Request) -> web.Response:
         try:
             key = stream_key(request.match_info["key"])
         except RejectedError:
-            raise web.HTTPNotFound(headers=_CORS) from None
+            raise web.HTTPNotFound(headers=CORS) from None
         if key not in self._live:
-            raise web.HTTPNotFound(text="not publishing\n", headers=_CORS)
+            raise web.HTTPNotFound(text="not publishing\n", headers=CORS)
         if request.content_type != "application/sdp":
-            raise web.HTTPUnsupportedMediaType(headers=_CORS)
+            raise web.HTTPUnsupportedMediaType(headers=CORS)
         if len(self._viewers) >= MAX_VIEWERS:
-            raise web.HTTPServiceUnavailable(headers=_CORS)
-        offer = await request.content.read(MAX_OFFER_BYTES + 1)
-        if len(offer) > MAX_OFFER_BYTES:
-            raise web.HTTPRequestEntityTooLarge(MAX_OFFER_BYTES, len(offer), headers=_CORS)
+            raise web.HTTPServiceUnavailable(headers=CORS)
+        offer = await read_offer(request)
         viewer = _Viewer(key, RTCPeerConnection(RTCConfiguration(iceServers=[])))
         try:
-            answer = await self._answer(viewer, offer.decode("utf-8", errors="replace"))
+            answer = await self._answer(viewer, offer)
         except Exception as exc:  # aiortc raises whatever its SDP parser meets
             await viewer.pc.close()
             log.info("WHEP offer for key %s refused: %s", mask_key(key), type(exc).__name__)
-            raise web.HTTPBadRequest(text="unusable SDP offer\n", headers=_CORS) from None
+            raise web.HTTPBadRequest(text="unusable SDP offer\n", headers=CORS) from None
         session = secrets.token_hex(8)
         self._viewers[session] = viewer
         viewer.pc.on("connectionstatechange", lambda: self._on_state(session))
         log.info("WHEP viewer of key %s joined", mask_key(key))
-        return web.Response(
-            status=201,
-            text=answer,
-            content_type="application/sdp",
-            headers={**_CORS, "Location": f"/whep/{key}/{session}"},
-        )
+        return answer_response(answer, f"/whep/{key}/{session}")
 
     async def _answer(self, viewer: _Viewer, offer: str) -> str:
         pc = viewer.pc
@@ -251,13 +230,13 @@ class WhepHub:
     async def _delete(self, request: web.Request) -> web.Response:
         viewer = self._viewers.pop(request.match_info["session"], None)
         if viewer is None or viewer.key != request.match_info["key"]:
-            raise web.HTTPNotFound(headers=_CORS)
+            raise web.HTTPNotFound(headers=CORS)
         await viewer.pc.close()
-        return web.Response(status=200, headers=_CORS)
+        return web.Response(status=200, headers=CORS)
 
     async def _patch(self, _: web.Request) -> web.Response:
         # Trickle ICE is not supported: the answer carries every candidate.
-        return web.Response(status=405, headers={**_CORS, "Allow": "DELETE"})
+        return web.Response(status=405, headers={**CORS, "Allow": "DELETE"})
 
 
 def _codecs(kind: str) -> list[RTCRtpCodecCapability]:

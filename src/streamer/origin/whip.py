@@ -36,8 +36,10 @@ from aiortc import (
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from streamer.origin.relay import PublishRelay, RejectedError, mask_key, stream_key
-from streamer.origin.webrtc import MAX_OFFER_BYTES, WhepHub
-from streamer.origin.whip_hls import TsPipe, WhipHlsFeed, WhipPublishWorker
+from streamer.origin.sdp_http import CORS, answer_response, preflight, read_offer
+from streamer.origin.webrtc import WhepHub
+from streamer.origin.whip_hls import TsPipe, WhipHlsFeed
+from streamer.origin.worker import TsPublishWorker
 from streamer.webrtc.ice import loopback_only
 from streamer.webrtc.media import MediaPacket
 from streamer.webrtc.passthrough import forward_encoded, recv_encoded
@@ -48,7 +50,6 @@ CONNECT_TIMEOUT_S = 20.0
 WORKER_EXIT_TIMEOUT_S = 10.0  # the HLS worker finishing its files after the publish ended
 READ_TIMEOUT_S = 10.0  # a publisher whose video is silent this long is gone
 _H264_IDR = 5
-_CORS = {"Access-Control-Allow-Origin": "*", "Access-Control-Expose-Headers": "Location"}
 
 
 def has_idr(access_unit: bytes) -> bool:
@@ -69,7 +70,7 @@ class _Publish:
     pc: RTCPeerConnection
     deliver: Callable[[MediaPacket], None] | None = None
     hls: WhipHlsFeed | None = None
-    hls_worker: WhipPublishWorker | None = None
+    hls_worker: TsPublishWorker | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     connected: asyncio.Event = field(default_factory=asyncio.Event)
     ended: asyncio.Event = field(default_factory=asyncio.Event)
@@ -91,9 +92,9 @@ class WhipIngest:
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_post("/whip/{key}", self._post)
-        app.router.add_route("OPTIONS", "/whip/{key}", self._options)
+        app.router.add_route("OPTIONS", "/whip/{key}", preflight)
         app.router.add_delete("/whip/{key}/{session}", self._delete)
-        app.router.add_route("OPTIONS", "/whip/{key}/{session}", self._options)
+        app.router.add_route("OPTIONS", "/whip/{key}/{session}", preflight)
         app.router.add_patch("/whip/{key}/{session}", self._patch)
 
     async def close(self) -> None:
@@ -104,39 +105,27 @@ class WhipIngest:
 
     # -- HTTP -----------------------------------------------------------------------------
 
-    async def _options(self, _: web.Request) -> web.Response:
-        return web.Response(
-            status=204,
-            headers={
-                **_CORS,
-                "Access-Control-Allow-Methods": "POST, DELETE, OPTIONS",
-                "Access-Control-Allow-Headers": "Content-Type, Authorization",
-            },
-        )
-
     async def _post(self, request: web.Request) -> web.Response:
         try:
             key = stream_key(request.match_info["key"])
         except RejectedError:
-            raise web.HTTPNotFound(headers=_CORS) from None
+            raise web.HTTPNotFound(headers=CORS) from None
         if request.content_type != "application/sdp":
-            raise web.HTTPUnsupportedMediaType(headers=_CORS)
-        offer = await request.content.read(MAX_OFFER_BYTES + 1)
-        if len(offer) > MAX_OFFER_BYTES:
-            raise web.HTTPRequestEntityTooLarge(MAX_OFFER_BYTES, len(offer), headers=_CORS)
+            raise web.HTTPUnsupportedMediaType(headers=CORS)
+        offer = await read_offer(request)
         try:
             await self._relay.claim(key)
         except RejectedError as exc:
-            raise web.HTTPConflict(text=f"{exc}\n", headers=_CORS) from None
+            raise web.HTTPConflict(text=f"{exc}\n", headers=CORS) from None
         publish = _Publish(key, RTCPeerConnection(RTCConfiguration(iceServers=[])))
         try:
-            answer = await self._answer(publish, offer.decode("utf-8", errors="replace"))
+            answer = await self._answer(publish, offer)
         except Exception as exc:  # aiortc raises whatever its SDP parser meets
             await publish.pc.close()
             self._relay.release(key)
             log.info("WHIP offer for key %s refused: %s", mask_key(key), type(exc).__name__)
             raise web.HTTPBadRequest(
-                text="unusable SDP offer (H.264 video and Opus audio wanted)\n", headers=_CORS
+                text="unusable SDP offer (H.264 video and Opus audio wanted)\n", headers=CORS
             ) from None
         session = secrets.token_hex(8)
         self._publishes[session] = publish
@@ -144,23 +133,18 @@ class WhipIngest:
         self._runs.add(run)
         run.add_done_callback(self._runs.discard)
         log.info("WHIP publisher connecting: key %s", mask_key(key))
-        return web.Response(
-            status=201,
-            text=answer,
-            content_type="application/sdp",
-            headers={**_CORS, "Location": f"/whip/{key}/{session}"},
-        )
+        return answer_response(answer, f"/whip/{key}/{session}")
 
     async def _delete(self, request: web.Request) -> web.Response:
         publish = self._publishes.get(request.match_info["session"])
         if publish is None or publish.key != request.match_info["key"]:
-            raise web.HTTPNotFound(headers=_CORS)
+            raise web.HTTPNotFound(headers=CORS)
         publish.ended.set()
-        return web.Response(status=200, headers=_CORS)
+        return web.Response(status=200, headers=CORS)
 
     async def _patch(self, _: web.Request) -> web.Response:
         # Trickle ICE is not supported: the answer carries every candidate.
-        return web.Response(status=405, headers={**_CORS, "Allow": "DELETE"})
+        return web.Response(status=405, headers={**CORS, "Allow": "DELETE"})
 
     # -- the publish ------------------------------------------------------------------------
 
@@ -198,8 +182,13 @@ class WhipIngest:
 
         pipe = TsPipe()
         publish.hls = WhipHlsFeed(pipe)
-        worker = WhipPublishWorker(
-            pipe, self._hls_root, publish.key, on_exit, self._relay.on_ll_update
+        worker = TsPublishWorker(
+            pipe,
+            "origin-whip-publish",
+            self._hls_root,
+            publish.key,
+            on_exit,
+            self._relay.on_ll_update,
         )
         publish.hls_worker = worker
         publish.hls.start()

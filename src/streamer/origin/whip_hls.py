@@ -18,13 +18,10 @@ import fractions
 import logging
 import queue
 import threading
-from collections.abc import Callable
-from pathlib import Path
 
 import av
 
-from streamer.origin.llhls import UpdateCallback
-from streamer.origin.worker import READ_TIMEOUT_S, PublishWorker
+from streamer.origin.worker import READ_TIMEOUT_S
 from streamer.webrtc.media import MediaPacket
 
 log = logging.getLogger("streamer.origin")
@@ -34,7 +31,6 @@ _VIDEO_TIME_BASE = fractions.Fraction(1, 90_000)
 _AUDIO_TIME_BASE = fractions.Fraction(1, OPUS_RATE)
 _MAX_PACKETS = 2048  # about 20 s of video and audio packets waiting for the feeder
 _MAX_CHUNKS = 1024  # TS writes (a few KB each) waiting for the worker
-_OPEN_OPTIONS = {"analyzeduration": "500000", "probesize": "500000"}
 
 
 class TsPipe:
@@ -169,28 +165,3 @@ class _OpusToAac:
             self._samples += size
             packets.extend(self._aac.encode(chunk))
         return packets
-
-
-class WhipPublishWorker(PublishWorker):
-    """One WHIP publish's HLS: PyAV reads the feeder's TS, the ladder writes HLS."""
-
-    def __init__(
-        self,
-        pipe: TsPipe,
-        hls_root: Path,
-        key: str,
-        on_exit: Callable[[], None],
-        on_ll_update: UpdateCallback | None = None,
-    ) -> None:
-        super().__init__(0, hls_root, key, on_exit, on_ll_update)
-        self.name = "origin-whip-publish"
-        self._pipe = pipe
-
-    def _run(self) -> None:
-        try:
-            source = av.open(self._pipe, "r", format="mpegts", options=_OPEN_OPTIONS)
-        except (av.FFmpegError, OSError) as exc:
-            self.error = f"publish did not start: {exc.__class__.__name__}"
-            return
-        with source:
-            self._serve(source)

@@ -157,3 +157,35 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, OSError | av.FFmpegError) and strerror:
         return str(strerror)
     return str(exc) or exc.__class__.__name__
+
+
+# MPEG-TS arriving through a reader (SRT, WHIP) carries its codec parameters in-band:
+# half a second of probing finds them.
+TS_OPEN_OPTIONS = {"analyzeduration": "500000", "probesize": "500000"}
+
+
+class TsPublishWorker(PublishWorker):
+    """One publish whose MPEG-TS comes from a file-like `reader` (its `read(size)` blocks
+    in this thread): PyAV reads it, the ladder writes HLS."""
+
+    def __init__(
+        self,
+        reader: object,
+        name: str,
+        hls_root: Path,
+        key: str,
+        on_exit: Callable[[], None],
+        on_ll_update: UpdateCallback | None = None,
+    ) -> None:
+        super().__init__(0, hls_root, key, on_exit, on_ll_update)
+        self.name = name
+        self._reader = reader
+
+    def _run(self) -> None:
+        try:
+            source = av.open(self._reader, "r", format="mpegts", options=TS_OPEN_OPTIONS)
+        except (av.FFmpegError, OSError) as exc:
+            self.error = f"publish did not start: {exc.__class__.__name__}"
+            return
+        with source:
+            self._serve(source)
