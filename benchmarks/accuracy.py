@@ -377,7 +377,7 @@ def figures(copy: RunResult, ladder: RunResult, granularity_ms: float) -> list[F
 
 async def run(workdir: Path, quick: bool = False) -> list[Figure]:
     install_probe()
-    seconds = 24.0 if quick else 60.0
+    seconds = 24.0 if quick else 50.0
     workdir.mkdir(parents=True, exist_ok=True)
     granularity = clock_granularity(workdir) * 1000
     copy = await _run(workdir / "copy", ladder=False, seconds=seconds, delays=DELAYS)

@@ -143,6 +143,7 @@ class MonitorRun:
     missed: int  # never reported, even after the drain
     failures: list[dict[str, Any]]
     details: dict[str, Any] = field(default_factory=dict)
+    gc_pauses_ms: list[float] = field(default_factory=list)  # every collection in the window
 
 
 class JsonLines:
@@ -284,6 +285,16 @@ def _lag_samples(stats: Path, start: float, end: float) -> list[float]:
     ]
 
 
+def _gc_pauses(stats: Path, start: float, end: float) -> list[tuple[int, float]]:
+    """The window's garbage collections: (generation, milliseconds)."""
+    return [
+        (generation, pause * 1000)
+        for row in JsonLines(stats).read_new()
+        for at, generation, pause in row.get("gc", [])
+        if start <= at <= end
+    ]
+
+
 def _tracks(setup: Setup, keys: list[str]) -> dict[str, str]:
     """track (stream/rendition) -> the origin's playlist file for it."""
     return {
@@ -353,7 +364,8 @@ async def _monitor(
         exit_seconds, killed = _stop(process)
         truth.stop()
     reported.update()
-    return _score(
+    collections = _gc_pauses(stats, window_start, window_end)
+    run = _score(
         n,
         usage,
         expected,
@@ -372,8 +384,14 @@ async def _monitor(
                 ),
                 default=None,
             ),
+            "gc_pause_ms": {
+                "all": summary([ms for _, ms in collections]),
+                "full": summary([ms for generation, ms in collections if generation == 2]),
+            },
         },
     )
+    run.gc_pauses_ms = [ms for _, ms in collections]
+    return run
 
 
 def _score(
@@ -880,6 +898,17 @@ def _point_figures(
             f"{name}: event-loop lag max",
             _of(monitors, lambda m: max(m.lag_ms, default=math.nan)),
             "ms",
+        ),
+        _figure(
+            f"{name}: longest garbage-collection pause",
+            _of(monitors, lambda m: max(m.gc_pauses_ms, default=0.0)),
+            "ms",
+            note=(
+                "Timed inside the monitor (gc.callbacks). A collection stops the event "
+                "loop: a long one shows as an event-loop lag of the same length."
+            )
+            if first
+            else "",
         ),
         _figure(
             f"{name}: report backlog p99 (reported - listed)",

@@ -236,7 +236,7 @@ async def _sessions(
 
 async def run(workdir: Path, quick: bool = False) -> list[Figure]:
     workdir.mkdir(parents=True, exist_ok=True)
-    seconds = 12.0 if quick else 24.0
+    seconds = 12.0 if quick else 18.0
     origin = NginxOrigin(workdir / "origin").start()
     try:
         baseline = await _run("baseline", origin, seconds, hostile=False)

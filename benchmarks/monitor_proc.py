@@ -15,12 +15,14 @@ This is the real command (`streamer.cli.main`) with additions that only a benchm
   `STATS_EVERY` seconds (what psutil cannot see from outside), with the event loop's lag
   samples of that period: a timer due every `LAG_EVERY` seconds on the loop's own clock,
   and how late it ran. A lagging loop is the first sign of overload: polls, downloads and
-  publishing all wait behind it.
+  publishing all wait behind it. Each garbage collection's pause is recorded beside them
+  (generation, milliseconds): a long full collection stalls the loop as overload does.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import sys
 import threading
@@ -129,8 +131,32 @@ class _LoopLag:
         return samples
 
 
+class _GcPauses:
+    """Every garbage collection's pause: (wall time at its end, generation, seconds)."""
+
+    def __init__(self) -> None:
+        self.samples: list[tuple[float, int, float]] = []
+        self._started = 0.0
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            pause = time.perf_counter() - self._started
+            self.samples.append((time.time(), info["generation"], pause))
+
+    def take(self) -> list[tuple[float, int, float]]:
+        samples, self.samples = self.samples, []
+        return samples
+
+    def close(self) -> None:
+        gc.callbacks.remove(self._callback)
+
+
 async def _stats(path: str) -> None:
     lag = _LoopLag()
+    collections = _GcPauses()
     timer = asyncio.create_task(lag.run(), name="bench-loop-lag")
     with open(path, "a", buffering=1) as out:
 
@@ -140,6 +166,7 @@ async def _stats(path: str) -> None:
                 "tasks": len(asyncio.all_tasks()),
                 "threads": threading.active_count(),
                 "lag": [[round(t, 3), round(s, 5)] for t, s in lag.take()],
+                "gc": [[round(t, 3), g, round(s, 5)] for t, g, s in collections.take()],
             }
             out.write(json.dumps(row) + "\n")
 
@@ -149,7 +176,8 @@ async def _stats(path: str) -> None:
                 await asyncio.sleep(STATS_EVERY)
         finally:
             timer.cancel()
-            write_row()  # the last period's lag samples
+            write_row()  # the last period's samples
+            collections.close()
 
 
 def main(argv: list[str]) -> int:

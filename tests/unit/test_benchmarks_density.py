@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import math
 import time
@@ -19,6 +20,7 @@ from benchmarks.density import (
     JsonLines,
     MonitorRun,
     _expected,
+    _gc_pauses,
     _machine_figures,
     _missed_note,
     _player_url,
@@ -28,7 +30,7 @@ from benchmarks.density import (
     _tracks,
     spread,
 )
-from benchmarks.monitor_proc import _LoopLag
+from benchmarks.monitor_proc import _GcPauses, _LoopLag
 from benchmarks.speed import Speed
 from benchmarks.usage import HostSample, Usage, host_span
 
@@ -171,6 +173,28 @@ def test_loop_lag_reports_a_stall_once_at_its_full_length() -> None:
     assert max(lags) >= 0.3
     # Missed ticks are not queued up: queued, they would run at once, 0.35 s, 0.30 s ... late.
     assert sum(1 for lag in lags if lag >= 0.25) == 1
+
+
+def test_every_collection_is_timed_with_its_generation_and_read_back_in_the_window(
+    tmp_path: Path,
+) -> None:
+    collections = _GcPauses()
+    try:
+        gc.collect()  # a full collection
+    finally:
+        collections.close()
+    samples = collections.take()
+    assert [generation for _, generation, _ in samples] == [2]
+    at, _, pause = samples[0]
+    assert 0 < pause < 5
+    stats = tmp_path / "stats.jsonl"
+    rows = [
+        {"t": at, "gc": [[at - 30, 2, 0.09], [at, 2, pause], [at + 0.1, 0, 0.001]]},
+        {"t": at + 30, "gc": [[at + 30, 1, 0.004]]},
+    ]
+    stats.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    # The full collection 30 s before the window is not the window's.
+    assert _gc_pauses(stats, at - 1, at + 1) == [(2, pause * 1000), (0, 1.0)]
 
 
 def test_a_ladder_is_followed_rendition_by_rendition_and_played_at_its_lowest() -> None:
