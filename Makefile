@@ -36,7 +36,7 @@ lint:  ## ruff (lint and format) and mypy
 	$(PY) -m ruff format --check src tests benchmarks
 	$(PY) -m mypy
 
-bench:  ## benchmarks against real origins on loopback (~17 min): table + benchmarks/results/
+bench:  ## benchmarks against real origins on loopback (~15 min): table + benchmarks/results/
 	@scripts/install-deps.sh bench
 	$(PY) -m benchmarks $(ARGS)
 

@@ -275,4 +275,4 @@ def figures(result: dict[str, Any]) -> list[Figure]:
 
 
 async def run(workdir: Path, quick: bool = False) -> list[Figure]:
-    return figures(await _measure(20.0 if quick else 30.0))
+    return figures(await _measure(20.0 if quick else 24.0))

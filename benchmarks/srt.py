@@ -278,8 +278,8 @@ async def _loss(workdir: Path, seconds: float) -> Figure:
 async def run(workdir: Path, quick: bool = False) -> list[Figure]:
     workdir.mkdir(parents=True, exist_ok=True)
     # Sized to keep `make bench` near 15 minutes: about 2 minutes here.
-    figures = await _compare(workdir, rounds=1 if quick else 2, seconds=10)
+    figures = await _compare(workdir, rounds=1 if quick else 2, seconds=8 if quick else 10)
     count, window = (5, 10.0) if quick else (10, 10.0)
     figures.append(await _cpu(workdir / "cpu", count=count, seconds=window))
-    figures.append(await _loss(workdir, seconds=8))
+    figures.append(await _loss(workdir, seconds=6))
     return figures

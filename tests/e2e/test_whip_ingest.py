@@ -26,10 +26,13 @@ pytestmark = pytest.mark.e2e
 KEY = "whip-stream-key-0123"
 
 
+@pytest.mark.parametrize("answer_in_pieces", [False, True], ids=["whole", "in-pieces"])
 async def test_frames_arrive_in_order_with_none_missing_and_the_session_is_deleted(
-    clip: Clip, flv: FlvClip
+    clip: Clip, flv: FlvClip, answer_in_pieces: bool
 ) -> None:
-    sink = WhipSink()
+    """`in-pieces`: the SDP answer crosses the network in several reads (a reader that
+    took what had arrived published nothing: a false publish failure)."""
+    sink = WhipSink(answer_in_pieces=answer_in_pieces)
     async with serve_local(sink.app()) as server:
         url = "whip+" + server.url(f"/whip/{KEY}")
         protocol = ingest_protocol(url)

@@ -6,6 +6,7 @@ its client disconnects).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -58,3 +59,23 @@ async def serve_local(
         yield server
     finally:
         await server.stop()
+
+
+async def send_in_pieces(
+    request: web.Request,
+    body: bytes,
+    headers: dict[str, str],
+    *,
+    status: int = 201,
+    piece: int = 500,
+    pause: float = 0.2,
+) -> web.StreamResponse:
+    """Answers with `body` written `piece` bytes at a time, `pause` seconds apart: as a
+    real network may deliver an answer (a reader that takes what has arrived gets a part)."""
+    response = web.StreamResponse(status=status, headers=headers)
+    await response.prepare(request)
+    for start in range(0, len(body), piece):
+        await response.write(body[start : start + piece])
+        await asyncio.sleep(pause)
+    await response.write_eof()
+    return response

@@ -16,11 +16,13 @@ from aiortc.mediastreams import MediaStreamError
 
 from streamer.testsignal import timecode
 from streamer.webrtc.ice import configuration, loopback_only
+from tests.support.aio import send_in_pieces
 
 
 @dataclass
 class WhipSink:
     refuse_with: int | None = None  # answer every offer with this status instead
+    answer_in_pieces: bool = False  # as a real network may deliver the answer
     codes: list[int | None] = field(default_factory=list)  # per decoded picture
     audio_seconds: float = 0.0
     deleted: list[str] = field(default_factory=list)
@@ -39,7 +41,7 @@ class WhipSink:
             task.cancel()
         await asyncio.gather(*(pc.close() for pc in self._peers.values()))
 
-    async def _post(self, request: web.Request) -> web.Response:
+    async def _post(self, request: web.Request) -> web.StreamResponse:
         if self.refuse_with is not None:
             return web.Response(status=self.refuse_with)
         pc = RTCPeerConnection(configuration(()))
@@ -49,12 +51,13 @@ class WhipSink:
             await pc.setLocalDescription(await pc.createAnswer())
         session = secrets.token_hex(6)
         self._peers[session] = pc
-        return web.Response(
-            status=201,
-            text=pc.localDescription.sdp,
-            content_type="application/sdp",
-            headers={"Location": f"/whip/{request.match_info['key']}/{session}"},
-        )
+        headers = {
+            "Content-Type": "application/sdp",
+            "Location": f"/whip/{request.match_info['key']}/{session}",
+        }
+        if self.answer_in_pieces:
+            return await send_in_pieces(request, pc.localDescription.sdp.encode(), headers)
+        return web.Response(status=201, text=pc.localDescription.sdp, headers=headers)
 
     def _on_track(self, track: MediaStreamTrack) -> None:
         task = asyncio.create_task(self._receive(track))

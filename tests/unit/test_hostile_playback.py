@@ -35,7 +35,7 @@ from streamer.playback.playlist import MAX_PARSED_SEGMENTS, MAX_PLAYLIST_BYTES, 
 from streamer.playback.storms import ErrorStorms
 from streamer.playback.target import TargetSanity
 from streamer.playback.workers import analyse_segment, parse_playlist
-from streamer.sinks.metrics import MetricsSink
+from streamer.sinks.metrics import MAX_RENDITION_LABELS, OTHER_RENDITION, MetricsSink
 from streamer.wiring import fixed_target, session_settings
 from tests.support.aio import serve_local
 from tests.support.check_records import SyntheticRendition, context, real_segment
@@ -491,3 +491,39 @@ def test_failed_requests_and_anomalies_are_counted() -> None:
         'ingest_protocol="rtmp",ingest_region="eu",playback_protocol="hls",'
         'playback_region="eu",rendition="",stream="s"} 1.0'
     ) in text
+
+
+def test_a_ladder_renamed_every_session_adds_series_only_up_to_the_cap() -> None:
+    """A platform whose rendition names change from session to session (or a hostile one)
+    must not grow the exporter without end: past MAX_RENDITION_LABELS names per stream,
+    new ones are counted under OTHER_RENDITION. Another stream keeps its own names."""
+    sink = MetricsSink()
+    renamed, steady = StreamLabels("renamed", "eu", "eu"), StreamLabels("steady", "eu", "eu")
+
+    def fail(labels: StreamLabels, rendition: str) -> None:
+        sink.handle(
+            RequestFailed(
+                labels=labels,
+                session_id="x",
+                rendition=rendition,
+                kind="http_error",
+                source="segment",
+                at=0.0,
+            )
+        )
+
+    for session in range(100):
+        fail(renamed, f"{session}x360")
+    fail(renamed, "0x360")  # a name it already has keeps its series
+    fail(steady, "720p")
+    series = {
+        (sample.labels["stream"], sample.labels["rendition"]): sample.value
+        for metric in sink.registry.collect()
+        if metric.name == "streamer_failed_requests"
+        for sample in metric.samples
+        if sample.name == "streamer_failed_requests_total"
+    }
+    assert len([s for s in series if s[0] == "renamed"]) == MAX_RENDITION_LABELS + 1
+    assert series[("renamed", OTHER_RENDITION)] == 100 - MAX_RENDITION_LABELS
+    assert series[("renamed", "0x360")] == 2
+    assert series[("steady", "720p")] == 1

@@ -284,6 +284,20 @@ async def test_delete_unknown_stream_is_404(
         await make_client(fake, session).delete_stream("nope")
 
 
+async def test_an_endless_answer_is_an_api_error_once_past_8_mib(
+    fake: FakeLivepeer, session: aiohttp.ClientSession
+) -> None:
+    fake.add_stream("streamer-eu-main-00000001")
+    client = make_client(fake, session)
+    padding = " " * (8 << 20)  # valid JSON, only too long
+    fake.fail_next("list_streams", status=200, body="[]" + padding)
+    with pytest.raises(LivepeerAPIError, match=r"^list_streams: 200 answer larger than 8 MiB$"):
+        await client.list_streams()
+    # Just under the cap it is an answer like any other.
+    fake.fail_next("list_streams", status=200, body="[]" + padding[:-64])
+    assert await client.list_streams() == []
+
+
 async def test_api_key_never_shows_in_errors_tracebacks_or_logs(
     fake: FakeLivepeer, session: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -25,7 +25,7 @@ from streamer.playback.fetch import Fetcher, FetchPolicy
 from streamer.playback.follower import SegmentFetch
 from streamer.playback.webrtc import WebRtcPlayback
 from streamer.webrtc.ice import configuration, loopback_only
-from tests.support.aio import serve_local
+from tests.support.aio import send_in_pieces, serve_local
 
 Handler = Callable[[web.Request], Any]
 
@@ -213,3 +213,27 @@ async def test_a_healthy_peer_connects_and_the_session_is_deleted_at_the_end(
     connects = [m for m in observer.measurements if isinstance(m, ConnectTime)]
     assert len(connects) == 1 and 0 < connects[0].seconds < 1.0
     assert endpoint.deletes == ["s1"]
+
+
+@dataclass
+class TrickleEndpoint(Endpoint):
+    """Sends its answer in pieces, 0.2 s apart: as a real network may deliver it."""
+
+    async def _post(self, request: web.Request) -> web.StreamResponse:
+        text = await self.answer(await request.text())
+        headers = {"Content-Type": "application/sdp", "Location": "/whep/stream/s1"}
+        return await send_in_pieces(request, text.encode(), headers)
+
+
+async def test_an_answer_that_arrives_in_pieces_is_read_whole_and_connects(
+    peers: list[RTCPeerConnection],
+) -> None:
+    """Reading only what had arrived by then cut such an answer short: a false failure."""
+
+    async def answer(offer: str) -> str:
+        return await aiortc_answer(offer, peers)
+
+    endpoint = TrickleEndpoint(answer)
+    observer = await play(endpoint, seconds=4.0)
+    assert observer.errors == []
+    assert len([m for m in observer.measurements if isinstance(m, ConnectTime)]) == 1

@@ -20,6 +20,7 @@ from urllib.parse import quote, urljoin, urlsplit
 
 import aiohttp
 
+from streamer.http_body import BodyTooLargeError, read_capped
 from streamer.untrusted import quote_untrusted
 
 _log = logging.getLogger(__name__)
@@ -43,6 +44,8 @@ _MAX_MESSAGE = 300
 _MAX_JSON_DEPTH = 32
 _TOO_DEEP = f"malformed JSON in the answer: nested deeper than {_MAX_JSON_DEPTH} levels"
 _MAX_PAGES = 100  # bounds a list that keeps answering "next"
+# A page of 100 streams is well under 1 MiB: far more is a broken or hostile API.
+_MAX_ANSWER_BYTES = 8 << 20
 _REGION = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _SLUG_SPLIT = re.compile(r"[^a-z0-9]+")
 
@@ -353,11 +356,15 @@ class LivepeerClient:
             async with self._session.request(
                 method, url, json=payload, headers=headers, timeout=self._timeout
             ) as response:
-                raw = await response.read()
                 status = response.status
+                raw = await read_capped(response.content, _MAX_ANSWER_BYTES)
                 reason = response.reason or ""
                 next_link = response.links.get("next")
                 next_url = str(next_link.get("url")) if next_link else None
+        except BodyTooLargeError:
+            raise LivepeerAPIError(
+                operation, status, f"answer larger than {_MAX_ANSWER_BYTES >> 20} MiB"
+            ) from None
         except TimeoutError:
             raise LivepeerAPIError(
                 operation, None, f"timeout after {self._timeout.total:g}s"

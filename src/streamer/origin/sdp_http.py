@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from streamer.http_body import BodyTooLargeError, read_capped
+
 MAX_OFFER_BYTES = 64 << 10  # an SDP offer is a few KiB
 CORS = {"Access-Control-Allow-Origin": "*", "Access-Control-Expose-Headers": "Location"}
 
@@ -23,9 +25,13 @@ async def preflight(_: web.Request) -> web.Response:
 
 async def read_offer(request: web.Request) -> str:
     """The request's SDP offer; 413 past MAX_OFFER_BYTES."""
-    offer = await request.content.read(MAX_OFFER_BYTES + 1)
-    if len(offer) > MAX_OFFER_BYTES:
-        raise web.HTTPRequestEntityTooLarge(MAX_OFFER_BYTES, len(offer), headers=CORS)
+    try:
+        offer = await read_capped(request.content, MAX_OFFER_BYTES)
+    except BodyTooLargeError:
+        # The size is not known: reading stopped one chunk past the limit.
+        raise web.HTTPRequestEntityTooLarge(
+            MAX_OFFER_BYTES, request.content_length or MAX_OFFER_BYTES + 1, headers=CORS
+        ) from None
     return offer.decode("utf-8", errors="replace")
 
 

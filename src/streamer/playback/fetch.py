@@ -23,6 +23,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 from yarl import URL
 
+from streamer.http_body import BodyTooLargeError, read_capped
 from streamer.playback.egress import AddressPolicy, Rules, parse_address, trusted_classes
 
 MAX_SEGMENT_BYTES = 64 << 20
@@ -304,11 +305,10 @@ class Fetcher:
                         if response.status in _REDIRECTS:
                             hop = self._redirect_target(hop, response, object_type)
                             continue
-                        data = await response.content.read(max_bytes + 1)
-                        if len(data) > max_bytes:
-                            raise FetchError(
-                                "http_error", object_type, f"body larger than {max_bytes} bytes"
-                            )
+                        try:
+                            data = await read_capped(response.content, max_bytes)
+                        except BodyTooLargeError as exc:
+                            raise FetchError("http_error", object_type, str(exc)) from None
                         return Answer(response.status, response.headers.copy(), data, hop)
                 raise FetchError("http_error", object_type, f"more than {MAX_REDIRECTS} redirects")
         except TimeoutError:
@@ -364,11 +364,8 @@ async def _read(
     declared = response.content_length
     if declared is not None and declared > max_bytes:
         raise FetchError("http_error", object_type, f"body of {declared} bytes exceeds {max_bytes}")
-    chunks = []
-    size = 0
-    async for chunk in response.content.iter_chunked(1 << 16):
-        size += len(chunk)
-        if size > max_bytes:
-            raise FetchError("http_error", object_type, f"body larger than {max_bytes} bytes")
-        chunks.append(chunk)
-    return Fetched(b"".join(chunks), started, time.time(), sent, time.monotonic())
+    try:
+        data = await read_capped(response.content, max_bytes)
+    except BodyTooLargeError as exc:
+        raise FetchError("http_error", object_type, str(exc)) from None
+    return Fetched(data, started, time.time(), sent, time.monotonic())

@@ -36,6 +36,7 @@ from aiortc import (
 )
 from yarl import URL
 
+from streamer.http_body import BodyTooLargeError, read_capped
 from streamer.publish.errors import PublishError
 from streamer.publish.flv import FlvClip
 from streamer.publish.ingest import Ingest, IngestOptions
@@ -187,12 +188,14 @@ class WhipPublish:
                 data=pc.localDescription.sdp,
                 headers={"Content-Type": "application/sdp"},
             ) as answer:
-                body = await answer.content.read(MAX_ANSWER_BYTES)
+                body = await read_capped(answer.content, MAX_ANSWER_BYTES)
                 if answer.status >= 300:
                     raise PublishError(f"WHIP offer refused: HTTP {answer.status}")
                 location = answer.headers.get("Location")
                 if location:
                     self._resource = str(answer.url.join(URL(location)))
+        except BodyTooLargeError as exc:
+            raise PublishError(f"WHIP answer: {exc}") from None
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise PublishError(f"WHIP offer failed ({type(exc).__name__})") from None
         try:

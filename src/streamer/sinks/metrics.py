@@ -44,6 +44,11 @@ DURATION_BUCKETS = (0.5, 1, 1.5, 1.9, 2.1, 2.5, 3, 4, 5, 6, 8, 10, 12)
 RTT_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 0.75, 1, 2)
 PART_LATENCY_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1, 1.25, 1.5, 2, 3, 4, 6, 10, 30)
 PART_DURATION_BUCKETS = (0.1, 0.2, 0.25, 0.3, 0.34, 0.4, 0.5, 0.75, 1, 1.5, 2)
+# Rendition names come from the platform's master playlists. A ladder that changes from
+# session to session (or a hostile one) would add series without end over a process's
+# life: past this many names per stream, new ones share the label OTHER_RENDITION.
+MAX_RENDITION_LABELS = 32
+OTHER_RENDITION = "_other"
 
 
 def stream_label_values(labels: StreamLabels) -> tuple[str, str, str, str, str]:
@@ -61,6 +66,7 @@ class MetricsSink:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
+        self._renditions: dict[tuple[str, ...], set[str]] = {}  # label names used, per stream
         r = self.registry
         self.active = Gauge(
             "streamer_active_tests",
@@ -259,8 +265,21 @@ class MetricsSink:
         for outcome in ("success", "failure", "aborted"):
             self.tests.labels(*values, outcome)
 
+    def _rendition(self, values: tuple[str, ...], name: str | None) -> str:
+        """The rendition label: the name, or OTHER_RENDITION once the stream has used
+        MAX_RENDITION_LABELS others; "" for none."""
+        if not name:
+            return ""
+        used = self._renditions.setdefault(values, set())
+        if name in used:
+            return name
+        if len(used) >= MAX_RENDITION_LABELS:
+            return OTHER_RENDITION
+        used.add(name)
+        return name
+
     def _part(self, values: tuple[str, ...], event: PartObserved) -> None:
-        rendition = (*values, event.rendition)
+        rendition = (*values, self._rendition(values, event.rendition))
         self.part_duration.labels(*rendition).observe(event.duration_seconds)
         if event.part_latency_seconds is not None:
             self.part_latency.labels(*rendition).observe(event.part_latency_seconds)
@@ -274,15 +293,19 @@ class MetricsSink:
         elif isinstance(event, PartObserved):
             self._part(values, event)
         elif isinstance(event, CheckFailed):
-            self.errors.labels(*values, event.kind, event.rendition or "").inc()
+            rendition = self._rendition(values, event.rendition)
+            self.errors.labels(*values, event.kind, rendition).inc()
         elif isinstance(event, RequestFailed):
-            self.failed_requests.labels(*values, event.kind, event.rendition or "").inc()
+            rendition = self._rendition(values, event.rendition)
+            self.failed_requests.labels(*values, event.kind, rendition).inc()
         elif isinstance(event, PlaybackAnomaly):
-            self.playback_anomalies.labels(*values, event.anomaly, event.rendition or "").inc()
+            rendition = self._rendition(values, event.rendition)
+            self.playback_anomalies.labels(*values, event.anomaly, rendition).inc()
         elif isinstance(event, SegmentObserved | FramesPlayed | FirstSegment | PlaybackMeasured):
             self._playback(values, event)
         elif isinstance(event, CheckObserved):
-            self.observed[event.kind].labels(*values, event.rendition or "").inc(event.count)
+            rendition = self._rendition(values, event.rendition)
+            self.observed[event.kind].labels(*values, rendition).inc(event.count)
         elif isinstance(event, IngestLinkStats):
             self._link_stats(values, event)
         elif isinstance(event, SessionEnded):
@@ -310,14 +333,14 @@ class MetricsSink:
         event: SegmentObserved | FramesPlayed | FirstSegment | PlaybackMeasured,
     ) -> None:
         if isinstance(event, SegmentObserved):
-            rendition = (*values, event.rendition)
+            rendition = (*values, self._rendition(values, event.rendition))
             self.segment_duration.labels(*rendition).observe(event.extinf_seconds)
             if event.segment_latency_seconds is not None:
                 self.segment_latency.labels(*rendition).observe(event.segment_latency_seconds)
             if event.listed_latency_seconds is not None:
                 self.listed_latency.labels(*rendition).observe(event.listed_latency_seconds)
         elif isinstance(event, FramesPlayed):
-            histogram = self.frame_latency.labels(*values, event.rendition)
+            histogram = self.frame_latency.labels(*values, self._rendition(values, event.rendition))
             for latency in event.latencies_seconds:
                 histogram.observe(latency)
         elif isinstance(event, FirstSegment):
@@ -330,8 +353,9 @@ class MetricsSink:
         if isinstance(measurement, ConnectTime):
             self.webrtc_connect.labels(*values).observe(measurement.seconds)
         elif isinstance(measurement, FreezeEnded):
-            self.freezes.labels(*values, measurement.rendition).inc()
-            self.freeze_seconds.labels(*values, measurement.rendition).inc(measurement.seconds)
+            rendition = (*values, self._rendition(values, measurement.rendition))
+            self.freezes.labels(*rendition).inc()
+            self.freeze_seconds.labels(*rendition).inc(measurement.seconds)
         elif isinstance(measurement, TransportStats):
             media = (*values, measurement.kind)
             self.rtp_received.labels(*media).inc(measurement.packets_received)

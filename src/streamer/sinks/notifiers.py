@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from streamer.credentials import load_secret
+from streamer.http_body import BodyTooLargeError, read_capped
 from streamer.sinks.alerts import Alert, Notifier
 
 _log = logging.getLogger(__name__)
@@ -31,6 +32,7 @@ _log = logging.getLogger(__name__)
 DEFAULT_MIN_INTERVAL = 1.0
 DEFAULT_MAX_RETRIES = 3
 DEFAULT_MAX_RETRY_AFTER = 60.0
+_MAX_ANSWER_BYTES = 64 << 10  # a receiver's answer is only read for a 429's retry hint
 PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
 SIGNATURE_HEADER = "X-Streamer-Signature"
 TIMESTAMP_HEADER = "X-Streamer-Timestamp"
@@ -269,7 +271,10 @@ class _HTTPNotifier:
                 timeout=self._timeout,
                 allow_redirects=False,
             ) as response:
-                raw = await response.content.read(65536)
+                try:  # only a 429's Retry-After hint is read from the body
+                    raw = await read_capped(response.content, _MAX_ANSWER_BYTES)
+                except BodyTooLargeError:
+                    raw = b""
                 retry = None
                 if response.status == 429:
                     retry = _retry_after(response.headers.get("Retry-After"), raw)
