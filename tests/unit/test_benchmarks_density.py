@@ -24,10 +24,13 @@ from benchmarks.density import (
     _machine_figures,
     _missed_note,
     _player_url,
+    _pooled_figure,
     _ratio_figure,
     _Reported,
     _score,
     _tracks,
+    clean,
+    fell_behind,
     spread,
 )
 from benchmarks.monitor_proc import _GcPauses, _LoopLag
@@ -119,11 +122,44 @@ def test_a_segment_reported_after_the_window_is_late_and_one_never_reported_is_m
     assert run.details["drain_seconds"] == 5.0
     on_time = _score(2, _usage(), {("s000/source", 1): 101.0}, reported, [1.0], {})
     note = _missed_note(DensityPoint(COPY_DEFAULT, 2, [on_time, run]))
-    assert note.startswith("copy, default, N=2: 1 of 2 draws had late or missed segments")
+    assert note.startswith("copy, default, N=2: the monitor fell behind in 1 of 2 draws")
     assert "1 late and 2 missed of 4: overload: the monitor fell behind" in note
     assert "downloads or analysis failed: 1 http_error" in note
     assert "max 15.0 s" in note
     assert _missed_note(DensityPoint(COPY_DEFAULT, 2, [on_time])) == ""
+
+
+def test_a_monitor_seconds_behind_has_fallen_behind_before_any_segment_is_late() -> None:
+    """Reports 3 s after listing at the p99, nothing late yet (that takes 4 s at the
+    window's end): the monitor is not keeping up, the point is not clean."""
+
+    details = {
+        "listed_to_downloaded_ms": {},
+        "downloaded_to_analysed_ms": {},
+        "missed_handed_over": {},
+        "missed_never_handed_over": 0,
+    }
+
+    def run(backlog_s: float) -> MonitorRun:
+        backlog = [0.06 * 1000] * 90 + [backlog_s * 1000] * 10
+        return MonitorRun(10, _usage(), [], backlog, [], 100, 0, 0, [], dict(details))
+
+    assert not fell_behind(run(1.5))
+    behind = run(3.0)
+    assert fell_behind(behind)
+    assert not clean(DensityPoint(LADDER_DEFAULT, 10, [run(1.5), behind]))
+    assert clean(DensityPoint(LADDER_DEFAULT, 10, [run(1.5), run(0.1)]))
+    note = _missed_note(DensityPoint(LADDER_DEFAULT, 10, [behind]))
+    assert "fell behind in 1 of 1 draws" in note
+    assert "0 late and 0 missed of 100: overload" in note
+
+
+def test_percentile_rows_pool_the_draws_and_show_each_draws_own_as_the_range() -> None:
+    draws = [[float(v) for v in range(1, 101)], [float(v) for v in range(1, 101)], [500.0] * 2]
+    figure = _pooled_figure("x: p99", draws, 99, "ms")
+    assert figure.measured == 100.0  # pooled: 202 samples, the 200th is 100
+    assert figure.spread == (99.0, 500.0)  # each draw's own p99: 99, 99, 500
+    assert figure.details["draws"] == [99.0, 99.0, 500.0]
 
 
 def test_json_lines_are_read_once_and_only_when_complete(tmp_path: Path) -> None:
