@@ -909,17 +909,31 @@ def _point_figures(
             baseline_label="per ffmpeg publisher",
         ),
         _pooled_figure(
-            f"{name}: listed-time error p99 under load",
+            f"{name}: listed-time error p95 under load",
             [m.errors_ms for m in monitors],
-            99,
+            95,
             "ms",
-            target=Target("<=", 150.0) if n == TARGET_N else None,
             note=(
                 "Percentile rows: of every draw's samples together; the range is each "
-                "draw's own percentile."
+                "draw's own percentile. The p95, not the p99: a draw's p99 is set by its "
+                "one or two missed polls and spread 34-82 ms between draws at N = 10 "
+                "(all in the JSON); the p99 is a row where its target is."
             )
             if first
             else "",
+        ),
+        *(
+            [
+                _pooled_figure(
+                    f"{name}: listed-time error p99 under load",
+                    [m.errors_ms for m in monitors],
+                    99,
+                    "ms",
+                    target=Target("<=", 150.0),
+                )
+            ]
+            if n == TARGET_N
+            else []
         ),
         _pooled_figure(
             f"{name}: event-loop lag p99",
