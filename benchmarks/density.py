@@ -829,7 +829,7 @@ def figures(points: list[DensityPoint], plan: Plan, speed: Speed) -> list[Figure
 
 def _machine_figures(points: list[DensityPoint]) -> list[Figure]:
     """Streams per 2-core machine at the defaults: per origin measured in the default mode,
-    the largest N with no late or missed segment and no check failure in any draw."""
+    the largest N at which no draw fell behind or failed a check."""
     out = []
     for origin in ("ladder", "copy"):
         measured = [p for p in points if p.setup == Setup(origin, "default")]
@@ -846,10 +846,10 @@ def _machine_figures(points: list[DensityPoint]) -> list[Figure]:
                 note=(
                     "The largest N measured (of "
                     + ", ".join(str(p.n) for p in measured)
-                    + ") with no late or missed segment and no check failure in any draw, "
-                    "default "
-                    "decode mode, every check on, on this machine (2 cores shared with the "
-                    "origin and the benchmark)."
+                    + ") at which no draw fell behind (reports over 2 s after listing, or "
+                    "segments late or missed) or failed a check, default decode mode, every "
+                    "check on, on this machine (2 cores shared with the origin and the "
+                    "benchmark)."
                 ),
             )
         )
@@ -1083,8 +1083,9 @@ def _ratio_figure(point: DensityPoint, speed: Speed) -> Figure:
     behind = sum(1 for m in point.monitors if fell_behind(m))
     unheld = (
         f" Not held to the target: the monitor fell behind in {behind} of "
-        f"{len(point.monitors)} draws (segments late or missed), its CPU capped by the "
-        "machine rather than set by its work; see the streams-per-machine row."
+        f"{len(point.monitors)} draws (reports over 2 s after listing, or segments late or "
+        "missed), its CPU capped by the machine rather than set by its work; see the "
+        "streams-per-machine row."
         if target and behind
         else ""
     )
