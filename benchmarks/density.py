@@ -733,8 +733,7 @@ def _cause(run: MonitorRun) -> str:
     """What kept segments from being reported in time, in one phrase."""
     details = run.details
     causes = []
-    backlogged = percentile(run.backlog_ms, 99) > BEHIND_SECONDS * 1000
-    if run.late or details["missed_never_handed_over"] or backlogged:
+    if run.late or details["missed_never_handed_over"] or _backlogged(run):
         causes.append(
             "overload: the monitor fell behind (segments queued for download and analysis "
             "faster than it got through them)"
@@ -750,10 +749,14 @@ def _cause(run: MonitorRun) -> str:
     return "; ".join(causes)
 
 
+def _backlogged(run: MonitorRun) -> bool:
+    """Segments reported more than BEHIND_SECONDS after being listed (p99)."""
+    return percentile(run.backlog_ms, 99) > BEHIND_SECONDS * 1000
+
+
 def fell_behind(run: MonitorRun) -> bool:
-    """Segments late or missed, or reported more than BEHIND_SECONDS after being listed
-    (p99): the monitor is not keeping up with N streams."""
-    return bool(run.late or run.missed) or percentile(run.backlog_ms, 99) > BEHIND_SECONDS * 1000
+    """Segments late or missed, or backlogged: the monitor is not keeping up with N streams."""
+    return bool(run.late or run.missed) or _backlogged(run)
 
 
 def _missed_note(point: DensityPoint) -> str:
