@@ -117,12 +117,7 @@ class OwnOrigin:
         return total
 
     def stop(self) -> None:
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        _stop(self.process)
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:

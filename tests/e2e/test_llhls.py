@@ -9,8 +9,6 @@ import json
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 
 import av
 import m3u8
@@ -34,11 +32,7 @@ KEY = "k1llhls-secret-key"
 
 def held_get(url: str) -> Response:
     """A GET the server may hold (a blocking request): up to 3 target durations, 6 s."""
-    try:
-        with urllib.request.urlopen(url, timeout=10) as answer:
-            return Response(answer.status, dict(answer.headers), answer.read())
-    except urllib.error.HTTPError as error:
-        return Response(error.code, dict(error.headers), error.read())
+    return get(url, timeout=10)
 
 
 def ll_url(origin: Origin, key: str, path: str = "index.m3u8") -> str:

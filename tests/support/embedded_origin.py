@@ -92,9 +92,9 @@ class Response:
     body: bytes
 
 
-def get(url: str) -> Response:
+def get(url: str, timeout: float = 5.0) -> Response:
     try:
-        with urllib.request.urlopen(url, timeout=5) as answer:
+        with urllib.request.urlopen(url, timeout=timeout) as answer:
             return Response(answer.status, dict(answer.headers), answer.read())
     except urllib.error.HTTPError as error:
         return Response(error.code, dict(error.headers), error.read())
